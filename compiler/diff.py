@@ -49,6 +49,7 @@ class Rows:
 
 
 MAX_ROW_TERMS = 16
+SMALL_PER_EXAMPLE = 64  # per-example Jacobian entries below which batch mode goes forward
 _GATHERS = ("index", "take", "reshape", "transpose", "concatenate")
 
 
@@ -359,7 +360,11 @@ def batch_jacobian(y: Node, x: Node, mode: Optional[str] = None):
         return diag_extract(transpose(full, perm), 0, 1, ny + nx), mixing
     if mode is None:
         per_x, per_y = int(np.prod(x.shape[1:])), int(np.prod(y.shape[1:]))
-        mode = "forward" if per_x <= per_y and not needs_reverse(y) else "reverse"
+        # small per-example Jacobians go forward whatever their shape: code generation writes
+        # them as straight-line code per example (where the accumulation order no longer
+        # matters), which needs the batch on axis 0 of every node, as forward tangents have it
+        small = per_x * per_y <= SMALL_PER_EXAMPLE
+        mode = ("forward" if (per_x <= per_y or small) and not needs_reverse(y) else "reverse")
     if mode == "forward":
         st = _Pass(x.shape, y.dtype, batch=True, reverse=False)
         return st.dense(forward(y, x, batch=True)), None

@@ -35,6 +35,8 @@ class Emitter:
     true), allocations and views still go to the prelude, statements go to the body, and the
     node's first top-level loop over the batch axis is replaced by the example index ``b``."""
 
+    blas = True  # large matrix products may call np.dot (numba's BLAS binding, from scipy)
+
     def __init__(self):
         self.prelude: list[str] = []
         self.body: list[str] = []
@@ -189,6 +191,7 @@ def batch_plan(graph: Graph, min_batch: int = PARALLEL_MIN_BATCH):
     if B < min_batch or any(o.shape[0] != B for o in outs):
         return None
     sources = [a for a in graph.args if a.ndim >= 1 and a.shape[0] == B]
+    sources += [n for n in graph.nodes() if _batch_broadcast(n, B)]
     if not sources:
         return None
     batched, mixing = examples_apart(outs, sources, B)
@@ -198,6 +201,13 @@ def batch_plan(graph: Graph, min_batch: int = PARALLEL_MIN_BATCH):
            and n.prim != "arg"):
         return None  # e.g. user functions, called on whole arrays
     return B, batched
+
+
+def _batch_broadcast(node: Node, B: int) -> bool:
+    """A value repeated for every example (the per-example identity of batch_jacobian's seed):
+    an elementwise node with B on axis 0 that reads nothing with more than one entry there."""
+    return (node.prim == "ew" and node.ndim >= 1 and node.shape[0] == B > 1
+            and all(i.ndim < node.ndim or i.shape[0] == 1 for i in node.inputs))
 
 
 def emit_nodes(graph: Graph, em: Emitter, min_batch: int):
@@ -224,17 +234,19 @@ def generate(graph: Graph, header: str = "") -> str:
     tuple of arrays (shape () outputs as shape (1,)). Small graphs become straight-line scalar
     code; graphs whose examples are independent along a large batch axis get one parallel loop
     over examples (see ``batch_plan``); the rest are loop nests, one per node."""
-    try:
-        return generate_scalar(graph, header)
-    except TooLarge:
-        pass
     plan = batch_plan(graph, min_batch=2)
-    if plan is not None:
-        B, batched = plan
+    for unroll in (False, True):
         try:
-            return generate_per_example(graph, B, batched, B >= PARALLEL_MIN_BATCH, header)
+            return generate_scalar(graph, header, unroll)
         except TooLarge:
             pass
+        if plan is not None:
+            B, batched = plan
+            try:
+                return generate_per_example(graph, B, batched, B >= PARALLEL_MIN_BATCH, header,
+                                            unroll)
+            except TooLarge:
+                pass
     em = Emitter()
     emit_nodes(graph, em, PARALLEL_MIN_BATCH)
     lines = list(em.prelude)
@@ -244,7 +256,7 @@ def generate(graph: Graph, header: str = "") -> str:
         # compile, and generates slow code, for large loop bodies
         used = sorted(set(re.findall(r"\b[av]\d+\b", "\n".join(em.body))),
                       key=lambda n: (n[0], int(n[1:])))
-        example = (f"@njit(cache=True, error_model='numpy', inline='always')\n"
+        example = (f"@njit(cache=True, error_model='numpy')\n"
                    f"def {graph.name}_example(b, {', '.join(used)}):\n"
                    + "\n".join(line[4:] for line in em.body) + "\n")
         lines.append(f"    for b in prange({em.batch_size}):")

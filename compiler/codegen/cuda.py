@@ -1,6 +1,6 @@
 """Graph -> numba.cuda source: the same derivative graphs as the CPU target, on the GPU.
 
-The module has four parts, all generated from one pass of the primitives' ``emit`` rules through
+The module has three parts, all generated from one pass of the primitives' ``emit`` rules through
 ``CudaEmitter`` (the CPU ``Emitter`` with allocations moved to the host):
 
 - ``<name>(a0, a1, ...)``, a plain Python host function. It takes device arrays (C-contiguous,
@@ -11,15 +11,14 @@ The module has four parts, all generated from one pass of the primitives' ``emit
 - ``<name>_serial``, a kernel run by one thread (launched ``[1, 1]``): the batch-invariant work of
   a batched graph (``W.T``, constants broadcast to a shape, ...), or the whole graph when it has no
   batch plan (a single Jacobian, programs that mix examples).
-- ``<name>_example(b, ...)``, a ``@cuda.jit(device=True)`` function: the per-example statements
-  of the batched section, exactly those that ``cpu.generate`` puts in its ``prange`` body.
-- ``<name>_kernel``, one thread per example: ``b = cuda.grid(1)``; ``if b < B``: the example.
+- ``<name>_kernel``, one thread per example: ``b = cuda.grid(1)``; ``if b < B``: the
+  per-example statements of the batched section, exactly those that ``cpu.generate`` puts in its
+  ``prange`` body.
 
 Fills (``np.zeros``/``np.full`` on the CPU) become loops written by the thread that owns the
-array: for a batched array each thread fills its own example ``[b, ...]`` inside the example
-function. ``_SIGNATURES`` lists each kernel's numba signature (C-contiguous arrays), so kernels
+array: for a batched array each thread fills its own example ``[b, ...]`` inside the kernel. ``_SIGNATURES`` lists each kernel's numba signature (C-contiguous arrays), so kernels
 can be compiled ahead of the first launch, e.g. to PTX with ``numba.cuda.compile_ptx``, without a
-GPU. Device functions (the example, helpers such as ``_sigmoid``) are inlined at the numba IR
+GPU. Device functions (helpers such as ``_sigmoid``) are inlined at the numba IR
 level (``inline='always'``), which is also what lets ``compile_ptx`` work without a device.
 
 Not here yet: a tiled scheme for large per-example work (one thread per example runs the
@@ -63,6 +62,8 @@ class CudaEmitter(Emitter):
     """The CPU Emitter with host/device separation: allocations and views are host lines
     (``host``); ``prelude`` holds only computing statements (run by the serial kernel), ``body``
     the per-example ones, as on the CPU."""
+
+    blas = False  # no np.dot in kernels: products are loop nests
 
     def __init__(self):
         super().__init__()
@@ -131,14 +132,13 @@ def generate(graph: Graph, header: str = "") -> str:
         B = em.batch_size
         threads = min(THREADS_PER_BLOCK, B)
         blocks = -(-B // threads)
-        example = (f"@cuda.jit(device=True, inline='always')\n"
-                   f"def {name}_example(b, {', '.join(params)}):\n"
-                   + "\n".join(line[4:] for line in em.body) + "\n")
+        # the example's statements sit in the kernel itself: a call with more than 30
+        # arguments compiles to CALL_FUNCTION_EX, which numba cannot inline
         src = (f"@cuda.jit\ndef {name}_kernel({', '.join(params)}):\n"
                f"    # one thread per example, {B} examples\n"
                f"    b = cuda.grid(1)\n"
                f"    if b < {B}:\n"
-               f"        {name}_example(b, {', '.join(params)})\n")
+               + "\n".join(em.body) + "\n")
         kernels.append((src, f"    {name}_kernel[{blocks}, {threads}]({', '.join(params)})"))
         signatures[f"{name}_kernel"] = signature(params)
 
@@ -159,7 +159,6 @@ def generate(graph: Graph, header: str = "") -> str:
         *[cuda_helper(h) for h in sorted(em.helpers)],
         *[c + "\n" for c in em.consts],
         _DEVICE_COPY if any(o.prim == "arg" for o in graph.outputs) else "",
-        example,
         *[src for src, _ in kernels],
         ("# numba signatures of the kernels (C-contiguous arrays), for compiling ahead of a "
          f"launch\n_SIGNATURES = {{\n{sig_lines}}}\n"),

@@ -43,6 +43,10 @@ HELPERS["_user_function"] = (
 )
 
 
+class TooLarge(Exception):
+    """The graph is too large for scalar (straight-line or unrolled) code."""
+
+
 class KernelPrinter(PythonCodePrinter):
     def __init__(self):
         super().__init__({"fully_qualified_modules": True, "standard": "python3"})

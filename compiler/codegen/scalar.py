@@ -18,16 +18,14 @@ import sympy as sp
 from ..ir import Graph, Node, rebuild, type_str
 from ..ops import lookup
 from ..ops.elementwise import X
-from .printer import HELPERS, KernelPrinter
+from .printer import HELPERS, KernelPrinter, TooLarge
+from .unrolled import unrolled_lines
 
 MAX_SCALAR_WORK = 3000  # element operations in the graph (evaluation cost in sympy)
+MAX_UNROLLED_WORK = 20000  # the same, for unrolled code (no sympy: Python-speed evaluation)
 MAX_STATEMENTS = 400  # after CSE (numba compile time)
 MAX_TREE_SIZE = 1000  # nodes of one element's expression tree, shared subtrees counted again
 MAX_TOTAL_TREE_SIZE = 50000  # the same, summed over a node's elements
-
-
-class TooLarge(Exception):
-    """The graph is too large for straight-line code."""
 
 
 def _as_number(b):
@@ -223,22 +221,37 @@ def _zeros(node, batch=None):
     return f"np.zeros({shape!r}, {dt})"
 
 
-def generate_scalar(graph: Graph, header: str = "") -> str:
-    """Straight-line numba source for ``graph``, or raise TooLarge."""
+def _program(graph: Graph, read, write, unroll: bool):
+    """(statements, helpers) computing the graph's outputs into zero-initialised outputs
+    (straight-line: only nonzero entries are written) or into uninitialised ones (unrolled:
+    every entry is written)."""
+    if unroll:
+        if work(graph) > MAX_UNROLLED_WORK:
+            raise TooLarge("graph too large for unrolled code")
+        return unrolled_lines(graph, read, write)
     printer = KernelPrinter()
-    lines = _straight_line(graph, lambda k, idx: f"a{k}[{_index_text(idx)}]",
-                           lambda k, idx: f"o{k}[{_index_text(idx)}]", printer)
-    lines = [f"o{k} = {_zeros(o)}" for k, o in enumerate(graph.outputs)] + lines
+    return _straight_line(graph, read, write, printer), printer.helpers_used
+
+
+def generate_scalar(graph: Graph, header: str = "", unroll: bool = False) -> str:
+    """Straight-line (or, with ``unroll``, unrolled element) numba source for ``graph``, or
+    raise TooLarge."""
+    lines, helpers = _program(graph, lambda k, idx: f"a{k}[{_index_text(idx)}]",
+                              lambda k, idx: f"o{k}[{_index_text(idx)}]", unroll)
+    alloc = "np.empty" if unroll else "np.zeros"
+    lines = [f"o{k} = {_zeros(o).replace('np.zeros', alloc)}"
+             for k, o in enumerate(graph.outputs)] + lines
     outs = ", ".join(f"o{k}" for k in range(len(graph.outputs)))
     lines.append(f"return ({outs}{',' if len(graph.outputs) == 1 else ''})")
     params = ", ".join(f"a{k}" for k in range(len(graph.args)))
     signature = ", ".join(f"a{k}: {type_str(a)}" for k, a in enumerate(graph.args))
+    kind = "unrolled" if unroll else "straight-line"
     parts = [
         header,
         "import math\n\nimport numpy as np\nfrom numba import njit\n",
-        *[HELPERS[h] for h in sorted(printer.helpers_used)],
+        *[HELPERS[h] for h in sorted(helpers)],
         f"@njit(cache=True, error_model='numpy')\ndef {graph.name}({params}):\n"
-        f"    # {signature}  (straight-line code)\n"
+        f"    # {signature}  ({kind} code)\n"
         + "\n".join("    " + line for line in lines) + "\n",
     ]
     return "\n".join(p for p in parts if p)
@@ -250,6 +263,9 @@ def one_example(graph: Graph, batched: set) -> Graph:
     def replace(node, inputs):
         if id(node) not in batched:
             return None
+        if node.prim in ("diag_embed", "diag_extract") and node.params[0] == 0:
+            # the batch axis is on the diagonal: each example's block sits at its own position
+            raise TooLarge("per-example program depends on the example's index")
         shape = (1,) + node.shape[1:]
         params = node.params
         if node.prim == "reshape":
@@ -267,25 +283,25 @@ def one_example(graph: Graph, batched: set) -> Graph:
 
 
 def generate_per_example(graph: Graph, B: int, batched: set, parallel: bool,
-                         header: str = "") -> str:
-    """Straight-line code for one example, run for each of the B examples (in parallel when
-    ``parallel``): the form of a hand-written batched Jacobian kernel. Raises TooLarge."""
+                         header: str = "", unroll: bool = False) -> str:
+    """Straight-line (or unrolled) code for one example, run for each of the B examples (in
+    parallel when ``parallel``): the form of a hand-written batched Jacobian kernel. Raises
+    TooLarge."""
     if any(id(o) not in batched for o in graph.outputs):
         raise TooLarge("an output is not per example")
     batched_args = [id(a) in batched for a in graph.args]
     single = one_example(graph, batched)
-    printer = KernelPrinter()
 
     def read(k, idx):
         idx = ("b",) + tuple(idx[1:]) if batched_args[k] else idx
         return f"a{k}[{_index_text(idx)}]"
 
-    lines = _straight_line(single, read,
-                           lambda k, idx: f"o{k}[{_index_text(('b',) + tuple(idx[1:]))}]",
-                           printer)
-    # zero this example's rows here, in the same pass as the writes (a separate np.zeros pass
-    # writes the whole output twice)
-    lines = [f"o{k}[b] = 0" for k in range(len(graph.outputs))] + lines
+    lines, helpers = _program(
+        single, read, lambda k, idx: f"o{k}[{_index_text(('b',) + tuple(idx[1:]))}]", unroll)
+    if not unroll:
+        # zero this example's rows here, in the same pass as the writes (a separate np.zeros
+        # pass writes the whole output twice)
+        lines = [f"o{k}[b] = 0" for k in range(len(graph.outputs))] + lines
     params = ", ".join(f"a{k}" for k in range(len(graph.args)))
     outs = ", ".join(f"o{k}" for k in range(len(graph.outputs)))
     signature = ", ".join(f"a{k}: {type_str(a)}" for k, a in enumerate(graph.args))
@@ -295,15 +311,18 @@ def generate_per_example(graph: Graph, B: int, batched: set, parallel: bool,
             for k, o in enumerate(graph.outputs)]
     body += [f"for b in {loop}({B}):", f"    {graph.name}_example(b, {params}, {outs})"]
     body.append(f"return ({outs}{',' if len(graph.outputs) == 1 else ''})")
+    kind = "unrolled" if unroll else "straight-line"
     parts = [
         header,
         "import math\n\nimport numpy as np\nfrom numba import njit, prange\n",
-        *[HELPERS[h] for h in sorted(printer.helpers_used)],
-        f"@njit(cache=True, error_model='numpy', inline='always')\n"
+        *[HELPERS[h] for h in sorted(helpers)],
+        # a plain call, not numba's inline='always': numba's parfor passes are slow on large
+        # loop bodies (LLVM still inlines it)
+        f"@njit(cache=True, error_model='numpy')\n"
         f"def {graph.name}_example(b, {params}, {outs}):\n"
         + "\n".join("    " + line for line in lines) + "\n",
         f"@njit(cache=True, error_model='numpy'{flag})\ndef {graph.name}({params}):\n"
-        f"    # {signature}  (straight-line code per example)\n"
+        f"    # {signature}  ({kind} code per example)\n"
         + "\n".join("    " + line for line in body) + "\n",
     ]
     return "\n".join(p for p in parts if p)

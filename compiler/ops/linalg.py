@@ -164,13 +164,58 @@ def _loop_order(ins, out, first=None):
     return sorted(letters, key=lambda c: (c != first, -distance(c), letters.index(c)))
 
 
+GEMM_MIN_WORK = 32 ** 3  # multiply-adds from which a BLAS call beats a loop nest
+
+
+def _gemm_plan(ins, out, sizes):
+    """How a two-operand einsum is one matrix product ``A @ B`` of reshaped operands, or None:
+    ``(m, k, n, a_km, b_nk, out_nm)`` with the flags saying which side is stored transposed.
+    Each operand's letters must form contiguous groups (M and K in A, K and N in B, M and N in
+    the output) in one order, so the reshapes are views; no letter may be shared by all three."""
+    if len(ins) != 2 or any(len(set(s)) != len(s) for s in ins):
+        return None
+    a, b = ins
+    ks = [c for c in a if c in b and c not in out]
+    if not ks or any(c in a and c in b for c in out):
+        return None
+    ms, ns = [c for c in a if c in out], [c for c in b if c in out]
+    if len(ms) + len(ks) != len(a) or len(ns) + len(ks) != len(b) or len(ms) + len(ns) != len(out):
+        return None
+    K, M, N = "".join(ks), "".join(ms), "".join(ns)
+    if a not in (M + K, K + M) or b not in (K + N, N + K) or out not in (M + N, N + M):
+        return None
+    m, k, n = (int(np.prod([sizes[c] for c in g], dtype=np.int64)) for g in (M, K, N))
+    if m * k * n < GEMM_MIN_WORK or not M or not N:
+        return None
+    return m, k, n, a != M + K, b != K + N, out != M + N
+
+
+def _gemm_emit(node, em, plan) -> None:
+    """``np.dot`` (BLAS) on 2-d views of the operands, writing into the output's storage."""
+    m, k, n, a_km, b_nk, out_nm = plan
+    x, y = node.inputs
+    a = f"np.ascontiguousarray({em.name(x)}).reshape({(k, m) if a_km else (m, k)})"
+    b = f"np.ascontiguousarray({em.name(y)}).reshape({(n, k) if b_nk else (k, n)})"
+    a, b = a + (".T" if a_km else ""), b + (".T" if b_nk else "")
+    dst = em.alloc(node)
+    if out_nm:  # out^T = B^T A^T
+        em.line(f"np.dot(({b}).T, ({a}).T, {dst}.reshape({(n, m)}))")
+    else:
+        em.line(f"np.dot({a}, {b}, {dst}.reshape({(m, n)}))")
+
+
 def _einsum_emit(node, em):
-    """Zero the output, then one loop nest over all letters accumulating products (in a scalar
-    when the innermost letter is summed)."""
+    """A BLAS call for large matrix products (outside per-example loops, where the target has
+    one); else zero the output, then one loop nest over all letters accumulating products (in a
+    scalar when the innermost letter is summed)."""
     (ins, out), = node.params
     sizes = {}
     for sub, x in zip(ins, node.inputs):
         sizes.update(zip(sub, x.shape))
+    plan = _gemm_plan(ins, out, sizes) if em.blas and not em.batched else None
+    if plan is not None and all(x.dtype == node.dtype and x.dtype.kind == "f"
+                                for x in node.inputs):
+        return _gemm_emit(node, em, plan)
     order = _loop_order(ins, out, first=out[0] if em.batched else None)
     inner_sum = order[-1] not in out and len(order) > 1
     em.alloc(node, zero=True)

@@ -1,0 +1,142 @@
+"""Code generation strategies: each one's kernels against numpy and finite differences.
+
+The strategies (see compiler/codegen/cpu.generate) are straight-line code (sympy), unrolled
+element code, per-example forms of both, and loop nests with BLAS calls for large products.
+"""
+
+import re
+
+import numpy as np
+import pytest
+
+import symtape as st
+from symtape.compiler.codegen import cpu, scalar
+from symtape.compiler.codegen.module import load_module, write_module
+from symtape.compiler.simplify import simplify
+
+from ..helpers import numerical_jacobian
+
+
+def _strategy(source: str) -> str:
+    found = re.findall(r"\((straight-line|unrolled) code( per example)?\)", source)
+    return "".join(found[0]) if found else "loops"
+
+
+def _compiled_graph(f, *args):
+    f(*args)
+    return f._entry().kernel.graph
+
+
+def _run(source, graph, tmp_path, *args):
+    module = load_module(write_module(source, str(tmp_path)), source)
+    return getattr(module, graph.name)(*args)
+
+
+def _mlp(rng, n_in=4, n_hidden=6, n_out=3):
+    W1, b1 = rng.normal(size=(n_in, n_hidden)) / 2, rng.normal(size=n_hidden) / 10
+    W2, b2 = rng.normal(size=(n_hidden, n_out)) / 3, rng.normal(size=n_out) / 10
+
+    def mlp(x):
+        return st.nn.elu(st.nn.elu(x @ W1 + b1) @ W2 + b2)
+
+    def mlp_np(x):
+        def elu(v):
+            return np.where(v > 0, v, np.expm1(np.minimum(v, 0)))
+        return elu(elu(x @ W1 + b1) @ W2 + b2)
+    return mlp, mlp_np, [W1, W2, b1, b2]
+
+
+def test_unrolled_per_example_code_matches_finite_differences(tmp_path):
+    """A small elu network's batch Jacobian as an unrolled program per example."""
+    rng = np.random.default_rng(0)
+    mlp, mlp_np, weights = _mlp(rng)
+    X = rng.normal(size=(5, 4))  # a batch size no weight has on axis 0
+    graph = simplify(_compiled_graph(st.batch_jacobian(mlp), X))
+    B, batched = cpu.batch_plan(graph, min_batch=2)
+    source = scalar.generate_per_example(graph, B, batched, False, unroll=True)
+    assert _strategy(source) == "unrolled per example"
+    assert "o0[b] = 0" not in source  # every entry is written, zeros included
+    by_shape = {w.shape: w for w in weights}  # the captured arrays follow X, in trace order
+    args = [X] + [by_shape[a.shape] for a in graph.args[1:]]
+    got = _run(source, graph, tmp_path, *args)[0]
+    expected = np.stack([numerical_jacobian(lambda v: mlp_np(v[None])[0], x) for x in X])
+    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-8)
+
+
+def test_unrolled_code_folds_known_zeros_and_ones(tmp_path):
+    """A one-hot seed folds away: the Jacobian of x * W (elementwise) writes W's entries and
+    zeros, with no multiplications by 0 or 1 left in the code."""
+    W = np.arange(1.0, 7.0).reshape(2, 3)
+    f = st.jacobian(lambda x: x * W)
+    graph = simplify(_compiled_graph(f, np.ones((2, 3))))
+    source = scalar.generate_scalar(graph, unroll=True)
+    assert _strategy(source) == "unrolled"
+    assert not re.search(r"\*\s*(0|1)\.0\b|\b(0|1)\.0\s*\*", source)
+    got = _run(source, graph, tmp_path, np.ones((2, 3)), W)[0]
+    np.testing.assert_array_equal(got, np.einsum("ij,ik,jl->ijkl", W, np.eye(2), np.eye(3)))
+
+
+def test_small_batch_jacobian_runs_per_example_whatever_its_shape():
+    """A 2x6 per-example Jacobian (fewer outputs than inputs) is computed forward, so the batch
+    stays on axis 0 and the kernel is the per-example form (it used to be serial loop nests)."""
+    lengths = [1.0, 0.8, 0.6, 0.5, 0.4, 0.3]
+
+    def arm(q):
+        th = q[:, 0]
+        px, py = lengths[0] * np.cos(th), lengths[0] * np.sin(th)
+        for k in range(1, 6):
+            th = th + q[:, k]
+            px, py = px + lengths[k] * np.cos(th), py + lengths[k] * np.sin(th)
+        return np.stack([px, py], axis=1)
+
+    Q = np.random.default_rng(6).uniform(-np.pi, np.pi, size=(40, 6))
+    f = st.batch_jacobian(arm)
+    got = f(Q)
+    assert _strategy(f.source) == "straight-line per example"
+
+    def arm_np(q):
+        th = np.cumsum(q)
+        return np.array([np.sum(lengths * np.cos(th)), np.sum(lengths * np.sin(th))])
+
+    expected = np.stack([numerical_jacobian(arm_np, q) for q in Q])
+    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("spec", [
+    "mk,kn->mn", "km,kn->mn", "mk,nk->mn", "km,nk->nm", "abk,kn->abn", "ak,kbc->abc",
+    "abk,ck->cab",
+])
+def test_large_contractions_call_blas(spec):
+    """Matrix-product-shaped einsums above GEMM_MIN_WORK become np.dot on reshaped views, with
+    either operand or the output stored transposed; results match numpy."""
+    rng = np.random.default_rng(1)
+    ins, out = spec.split("->")
+    sizes = dict(zip("mnkabc", (40, 36, 64, 12, 8, 8)))
+    A, B = (rng.normal(size=[sizes[c] for c in sub]) for sub in ins.split(","))
+    f = st.jit(lambda a, b: np.einsum(spec, a, b))
+    np.testing.assert_allclose(f(A, B), np.einsum(spec, A, B), rtol=1e-12, atol=1e-12)
+    assert "np.dot(" in f.source
+
+
+def test_small_or_batched_contractions_stay_loops():
+    f = st.jit(lambda a, b: a @ b)
+    A, B = np.ones((4, 5)), np.ones((5, 6))
+    np.testing.assert_allclose(f(A, B), A @ B)
+    assert "np.dot(" not in f.source
+    g = st.jit(lambda a, b: np.einsum("bij,bjk->bik", a, b))  # a batch letter: no single GEMM
+    A, B = np.ones((3, 40, 40)), np.ones((3, 40, 40))
+    np.testing.assert_allclose(g(A, B), A @ B)
+    assert "np.dot(" not in g.source
+
+
+def test_dense_layer_batch_jacobian_uses_blas():
+    """The 784->256->10 benchmark's shape, smaller: the Jacobian's big contraction is a GEMM."""
+    rng = np.random.default_rng(1)
+    W1, b1 = rng.normal(size=(96, 64)) / 10, rng.normal(size=64) / 10
+    W2, b2 = rng.normal(size=(64, 10)) / 8, rng.normal(size=10) / 10
+    X = rng.normal(size=(4, 96))
+    f = st.batch_jacobian(lambda x: np.tanh(x @ W1 + b1) @ W2 + b2)
+    got = f(X)
+    assert "np.dot(" in f.source
+    d = 1 - np.tanh(X @ W1 + b1) ** 2
+    np.testing.assert_allclose(got, np.einsum("bk,ik,ko->boi", d, W1, W2), rtol=1e-12)
