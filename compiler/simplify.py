@@ -9,6 +9,9 @@ and sympy canonicalizes each elementwise expression. This module adds the whole-
                       into that consumer's expression (one loop instead of two, no temporary);
                       a pure broadcast is folded into every ew consumer (it reads the small
                       array).
+``fold_transposes``   a transpose of a single-use einsum is that einsum with its output
+                      subscripts permuted (reverse-mode Jacobians end in one: the product is then
+                      written in the final layout, with no transposed copy of it).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import sympy as sp
 
 from .ir import Graph, Node, rebuild, toposort
 from .ops.elementwise import X, ew
+from .ops.linalg import einsum
 from .ops.shape import broadcast_source
 
 MAX_FUSED_INPUTS = 48
@@ -82,6 +86,20 @@ def fuse(outputs):
     return rebuild(outputs, replace)
 
 
+def fold_transposes(outputs):
+    uses = _use_counts(outputs)
+
+    def replace(node, inputs):
+        (x,) = inputs if node.prim == "transpose" else (None,)
+        if x is None or x.prim != "einsum" or uses[id(node.inputs[0])] != 1:
+            return None
+        (ins, out), = x.params
+        perm, = node.params
+        return einsum((ins, "".join(out[p] for p in perm)), *x.inputs)
+
+    return rebuild(outputs, replace)
+
+
 def simplify(graph: Graph) -> Graph:
-    outputs = fuse(strip_identities(graph.outputs))
+    outputs = fuse(fold_transposes(strip_identities(graph.outputs)))
     return Graph(graph.args, outputs, graph.name)

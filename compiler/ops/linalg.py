@@ -168,35 +168,48 @@ GEMM_MIN_WORK = 32 ** 3  # multiply-adds from which a BLAS call beats a loop nes
 
 
 def _gemm_plan(ins, out, sizes):
-    """How a two-operand einsum is one matrix product ``A @ B`` of reshaped operands, or None:
-    ``(m, k, n, a_km, b_nk, out_nm)`` with the flags saying which side is stored transposed.
-    Each operand's letters must form contiguous groups (M and K in A, K and N in B, M and N in
-    the output) in one order, so the reshapes are views; no letter may be shared by all three."""
+    """How a two-operand einsum is one matrix product ``A @ B`` of 2-d views, or None:
+    ``(m, k, n, a_perm, a_t, b_perm, b_t, out_nm)``. The output's letters must be its M letters
+    (from A) then its N letters (from B), or N then M (``out_nm``: computed as B^T A^T). An
+    operand whose letters are its two groups in either order is a view (``*_t``: stored
+    transposed); any other order is copied once into that order (``*_perm``), which costs less
+    than a transposed copy of the product. No letter may be shared by all three."""
     if len(ins) != 2 or any(len(set(s)) != len(s) for s in ins):
         return None
     a, b = ins
-    ks = [c for c in a if c in b and c not in out]
-    if not ks or any(c in a and c in b for c in out):
+    K = "".join(c for c in a if c in b and c not in out)
+    if not K or any(c in a and c in b for c in out):
         return None
-    ms, ns = [c for c in a if c in out], [c for c in b if c in out]
-    if len(ms) + len(ks) != len(a) or len(ns) + len(ks) != len(b) or len(ms) + len(ns) != len(out):
+    M, N = "".join(c for c in out if c in a), "".join(c for c in out if c in b)
+    if sorted(M + K) != sorted(a) or sorted(K + N) != sorted(b) or not M or not N:
         return None
-    K, M, N = "".join(ks), "".join(ms), "".join(ns)
-    if a not in (M + K, K + M) or b not in (K + N, N + K) or out not in (M + N, N + M):
+    if out not in (M + N, N + M):
         return None
     m, k, n = (int(np.prod([sizes[c] for c in g], dtype=np.int64)) for g in (M, K, N))
-    if m * k * n < GEMM_MIN_WORK or not M or not N:
+    if m * k * n < GEMM_MIN_WORK:
         return None
-    return m, k, n, a != M + K, b != K + N, out != M + N
+
+    def layout(sub, first, second):
+        if sub == first + second:
+            return None, False
+        if sub == second + first:
+            return None, True
+        return tuple(sub.index(c) for c in first + second), False
+
+    return (m, k, n) + layout(a, M, K) + layout(b, K, N) + (out != M + N,)
 
 
 def _gemm_emit(node, em, plan) -> None:
     """``np.dot`` (BLAS) on 2-d views of the operands, writing into the output's storage."""
-    m, k, n, a_km, b_nk, out_nm = plan
-    x, y = node.inputs
-    a = f"np.ascontiguousarray({em.name(x)}).reshape({(k, m) if a_km else (m, k)})"
-    b = f"np.ascontiguousarray({em.name(y)}).reshape({(n, k) if b_nk else (k, n)})"
-    a, b = a + (".T" if a_km else ""), b + (".T" if b_nk else "")
+    m, k, n, a_perm, a_t, b_perm, b_t, out_nm = plan
+
+    def operand(x, perm, transposed, rows, cols):
+        name = em.name(x) if perm is None else f"{em.name(x)}.transpose({perm})"
+        shape = (cols, rows) if transposed else (rows, cols)
+        return f"np.ascontiguousarray({name}).reshape({shape})" + (".T" if transposed else "")
+
+    a = operand(node.inputs[0], a_perm, a_t, m, k)
+    b = operand(node.inputs[1], b_perm, b_t, k, n)
     dst = em.alloc(node)
     if out_nm:  # out^T = B^T A^T
         em.line(f"np.dot(({b}).T, ({a}).T, {dst}.reshape({(n, m)}))")
