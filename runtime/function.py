@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import inspect as pyinspect
 import numbers
+import operator
 import types
 import warnings
 import weakref
@@ -155,17 +156,19 @@ def _fast_path(entry):
             o.ndim == 0 for o in graph.outputs):
         return False
     fn, layout = entry.kernel.fn, entry.layout
-    specs = [(a.shape, a.dtype) for a in graph.args]
+    specs = [(a.shape, a.dtype, np.empty(a.shape, a.dtype).strides) for a in graph.args]
     n = len(specs)
     ndarray = np.ndarray
+    # C-contiguous is checked as "the strides of a C array of this shape" (a.flags builds an
+    # object); a dtype that is not the very same object takes the general path, which is right
     if n == 1:  # the most common case, spelled out: this path is a few hundred nanoseconds
-        (shape, dtype), = specs
+        (shape, dtype, strides), = specs
 
         def fast(args):
             if len(args) == 1:
                 a = args[0]
-                if (type(a) is ndarray and a.shape == shape and a.dtype == dtype
-                        and a.flags.c_contiguous):
+                if (type(a) is ndarray and a.dtype is dtype and a.shape == shape
+                        and a.strides == strides):
                     return layout(fn(a))
             return None
         return fast
@@ -173,9 +176,9 @@ def _fast_path(entry):
     def fast(args):
         if len(args) != n:
             return None
-        for a, (shape, dtype) in zip(args, specs):
-            if type(a) is not ndarray or a.shape != shape or a.dtype != dtype or not (
-                    a.flags.c_contiguous):
+        for a, (shape, dtype, strides) in zip(args, specs):
+            if type(a) is not ndarray or a.dtype is not dtype or a.shape != shape or (
+                    a.strides != strides):
                 return None
         return layout(fn(*args))
 
@@ -463,14 +466,22 @@ def _nest(values, multi, single_arg, nargs):
     return tuple(rows) if multi else rows[0]
 
 
+_FIRST = operator.itemgetter(0)  # one output, one argument: on every call's path, so no lambda
+
+
+def _nesting(multi, single_arg, nargs):
+    return _FIRST if not multi and single_arg else (
+        lambda v: _nest(v, multi, single_arg, nargs))
+
+
 def _t_jit(self, ys, xs, multi, single):
-    return ys, (lambda v: tuple(v) if multi else v[0])
+    return ys, (tuple if multi else _FIRST)
 
 
 def _t_grad(self, ys, xs, multi, single):
     y = _scalar_output(self, ys, multi, "grad")
     gs = _zeros_if_none(diff.gradient(y, xs), [x.shape for x in xs], y.dtype)
-    return gs, (lambda v: v[0] if single else tuple(v))
+    return gs, (_FIRST if single else tuple)
 
 
 def _t_jacobian(self, ys, xs, multi, single):
@@ -478,7 +489,7 @@ def _t_jacobian(self, ys, xs, multi, single):
     for y in ys:
         js = diff.jacobian(y, xs)
         outs += _zeros_if_none(js, [y.shape + x.shape for x in xs], y.dtype)
-    return outs, (lambda v: _nest(v, multi, single, len(xs)))
+    return outs, _nesting(multi, single, len(xs))
 
 
 def _t_batch_jacobian(self, ys, xs, multi, single):
@@ -500,7 +511,7 @@ def _t_batch_jacobian(self, ys, xs, multi, single):
                     f"the batch axis at op '{_describe(mixing)}'. Returning the exact "
                     "per-example blocks dy[b]/dx[b] of the full Jacobian."), stacklevel=4)
             outs += _zeros_if_none([j], [y.shape + x.shape[1:]], y.dtype)
-    return outs, (lambda v: _nest(v, multi, single, len(xs)))
+    return outs, _nesting(multi, single, len(xs))
 
 
 def _t_hessian(self, ys, xs, multi, single):

@@ -46,6 +46,9 @@ def _unsupported(what: str):
 
 
 def apply_ufunc(ufunc, method, inputs, kwargs):
+    prim = _UFUNCS.get(ufunc)
+    if prim is not None and method == "__call__" and not kwargs:  # the common case, quickly
+        return apply(prim, *inputs)
     if method != "__call__":
         raise _unsupported(f"numpy.{ufunc.__name__}.{method}")
     if kwargs.get("out") is not None:

@@ -9,7 +9,6 @@ differentiate (``tape.GraphBuilder``); anything they did not record is a constan
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -33,14 +32,15 @@ def set_active_tapes(tapes: list) -> list:
     return old
 
 
-@dataclass(frozen=True, eq=False)
 class Record:
     """How a Tensor was computed: ``prim`` applied to ``inputs`` (Tensors, arrays or Python
-    scalars) with static ``params``."""
+    scalars) with static ``params``. Never changed after creation. (A plain class: one is made
+    per recorded op, and a frozen dataclass's __init__ costs a microsecond.)"""
 
-    prim: str
-    params: tuple
-    inputs: tuple
+    __slots__ = ("prim", "params", "inputs")
+
+    def __init__(self, prim: str, params: tuple, inputs: tuple):
+        self.prim, self.params, self.inputs = prim, params, inputs
 
 
 SCALARS = (bool, int, float, np.generic)
@@ -295,8 +295,9 @@ def value_of(x):
 
 
 def apply(prim: str, *inputs, **params) -> Tensor:
-    """Run primitive ``prim`` eagerly and record it on the tapes that track an input."""
-    impl = lookup(prim).impl
+    """Run primitive ``prim`` eagerly and record it on the tapes that track an input.
+    (Every eager op runs this: it is written for speed.)"""
+    impl = _IMPLS.get(prim) or _impl(prim)
     value = impl(*[x._value if isinstance(x, Tensor) else x for x in inputs], **params)
     out = Tensor(value if type(value) is np.ndarray else np.asarray(value))
     tapes = getattr(_LOCAL, "tapes", None)
@@ -307,6 +308,14 @@ def apply(prim: str, *inputs, **params) -> Tensor:
             if tape._record_op(tensors, out):
                 recorded = True
         if recorded:
-            out._rec = Record(prim, tuple(sorted(params.items())) if params else (),
-                              inputs)
+            out._rec = Record(prim, (tuple(sorted(params.items())) if len(params) > 1 else
+                                     tuple(params.items())), inputs)
     return out
+
+
+_IMPLS: dict = {}  # primitive name -> numpy implementation (registered primitives never change)
+
+
+def _impl(prim: str):
+    impl = _IMPLS[prim] = lookup(prim).impl
+    return impl
