@@ -10,7 +10,7 @@ import numpy as np
 from ..ir import Node
 from .elementwise import X, ew, fill, is_fill
 from .registry import Primitive, register
-from .shape import reshape
+from .shape import diag_embed, reshape
 
 LETTERS = string.ascii_letters
 
@@ -117,30 +117,46 @@ def _renamed_operands(node, skip, d, d_sub, rename):
     return subs, ops, sizes
 
 
+def _with_deltas(subs, ops, sizes, shared, rename, dtype):
+    """Add one small identity factor delta(c, rename[c]) over the ``shared`` letters (those the
+    delta of a diagonal seed cannot sum away because the other side keeps them)."""
+    if shared:
+        sizes.update((c, sizes[rename[c]]) for c in shared)
+        shape = tuple(sizes[c] for c in shared)
+        subs.append("".join(shared) + "".join(rename[c] for c in shared))
+        ops.append(diag_embed(fill(1, shape, dtype), 0, len(shape), 0))
+    return subs, ops
+
+
 def _einsum_jvp_diag(node, i, d, batch, ns):
     """Operand i's tangent is d[v] delta(v, s): summing the delta renames operand i's letters
-    (all but the batch letter in batch mode) to the source letters."""
+    (all but the batch letter in batch mode) to the source letters; letters the output keeps
+    get a small identity between them and their source letter."""
     (ins, out), = node.params
     sub = ins[i]
     free = sub[1:] if batch else sub
-    if len(set(sub)) != len(sub) or any(c in out for c in free) or len(free) != ns:
+    if len(set(sub)) != len(sub) or len(free) != ns:
         return None
     src = _fresh(set("".join(ins) + out), ns)
     rename = dict(zip(free, src))
     subs, ops, sizes = _renamed_operands(node, i, d, sub, rename)
+    subs, ops = _with_deltas(subs, ops, sizes, [c for c in free if c in out], rename, node.dtype)
     return _contract_broadcast(subs, ops, sizes, out + src, node.dtype)
 
 
 def _einsum_vjp_diag(node, i, d, batch, nl):
     """The output's cotangent is d[o] delta(t, o): summing the delta renames the output's
-    letters (all but the batch letter in batch mode) to the target letters."""
+    letters (all but the batch letter in batch mode) to the target letters; letters operand i
+    has get a small identity between them and their target letter."""
     (ins, out), = node.params
     free = out[1:] if batch else out
-    if len(set(ins[i])) != len(ins[i]) or any(c in ins[i] for c in free) or len(free) != nl:
+    if len(set(ins[i])) != len(ins[i]) or len(free) != nl:
         return None
     lead = _fresh(set("".join(ins) + out), nl)
     rename = dict(zip(free, lead))
     subs, ops, sizes = _renamed_operands(node, i, d, out, rename)
+    subs, ops = _with_deltas(subs, ops, sizes, [c for c in free if c in ins[i]], rename,
+                             node.dtype)
     return _contract_broadcast(subs, ops, sizes, lead + ins[i], node.dtype)
 
 

@@ -140,3 +140,19 @@ def test_dense_layer_batch_jacobian_uses_blas():
     assert "np.dot(" in f.source
     d = 1 - np.tanh(X @ W1 + b1) ** 2
     np.testing.assert_allclose(got, np.einsum("bk,ik,ko->boi", d, W1, W2), rtol=1e-12)
+
+
+def test_matmul_seed_keeps_its_identity_small():
+    """d(x @ W)/dW is x[i, k] delta(j, l): the identity over the shared letter only (8x8), not
+    the (5, 8, 5, 8) identity of W; the Hessian built from it matches finite differences."""
+    rng = np.random.default_rng(4)
+    x, W = rng.normal(size=(7, 5)), rng.normal(size=(5, 8))
+    f = st.jacobian(lambda w: np.tanh(x @ w))
+    got = f(W)
+    identities = [n for n in f._entry().kernel.graph.nodes() if n.prim == "diag_embed"]
+    assert identities and max(n.size for n in identities) <= 64
+    np.testing.assert_allclose(got, numerical_jacobian(lambda w: np.tanh(x @ w), W),
+                               rtol=1e-6, atol=1e-8)
+    g = st.grad(lambda w: np.sum(np.tanh(x @ w)), argnums=0)
+    np.testing.assert_allclose(st.jacobian(g)(W), numerical_jacobian(g, W), rtol=1e-5,
+                               atol=1e-7)
