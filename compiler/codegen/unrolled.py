@@ -25,8 +25,9 @@ from ..ops import lookup
 from ..ops.elementwise import X
 from .printer import TooLarge, scalar_program
 
-# numba types every operation separately, about 1 ms each: the budget keeps a compile near 0.5 s
-MAX_UNROLLED_OPS = 500
+# numba types every operation separately (about 3 ms each with its parallel lowering): the
+# budget keeps a compile within a few seconds, about what loop nests for the same graph cost
+MAX_UNROLLED_OPS = 1000
 _OPS = re.compile(r"[-+*/<>]|math\.|\bif\b")
 
 
@@ -35,10 +36,10 @@ class Term:
     Arithmetic with Python numbers folds (x*0 = 0, x*1 = x, x+0 = x), so numpy's own reductions
     and scatters on object arrays write the code for reduce_sum, take_add and scatter_rows."""
 
-    __slots__ = ("text", "atom")
+    __slots__ = ("text", "atom", "load")
 
-    def __init__(self, text: str, atom: bool = True):
-        self.text, self.atom = text, atom
+    def __init__(self, text: str, atom: bool = True, load: bool = False):
+        self.text, self.atom, self.load = text, atom, load  # load: an array read
 
     def _wrapped(self):
         return self.text if self.atom else f"({self.text})"
@@ -99,6 +100,7 @@ class _Writer:
         self.helpers: set[str] = set()
         self._counter = 0
         self._ops = 0
+        self._loads: dict[str, Term] = {}
 
     def fresh(self, prefix="s"):
         self._counter += 1
@@ -112,6 +114,17 @@ class _Writer:
         self.emit(f"{name} = {value.text}")
         return Term(name)
 
+    def use(self, value):
+        """``value`` as an operand: an array element is read into a local once, at its first
+        use (numba types every indexing separately: repeated reads cost compile time)."""
+        if not (isinstance(value, Term) and value.load):
+            return value
+        local = self._loads.get(value.text)
+        if local is None:
+            local = self._loads[value.text] = Term(self.fresh("r"))
+            self.emit(f"{local.text} = {value.text}")
+        return local
+
     def emit(self, line: str):
         self._ops += len(_OPS.findall(line))
         if self._ops > MAX_UNROLLED_OPS:
@@ -123,7 +136,7 @@ class _Writer:
         out = np.empty(node.shape, dtype=object)
         expr = node.params[0]
         for idx in np.ndindex(*node.shape):
-            ins = [a[idx] for a in arrays]
+            ins = [self.use(a[idx]) for a in arrays]
             consts = tuple(_as_const(v) for v in ins)
             template = _ew_template(expr, consts)
             if not isinstance(template, tuple):
@@ -158,7 +171,7 @@ class _Writer:
                 env.update(zip(summed, sidx))
                 term = 1.0
                 for sub, v in zip(ins, values):
-                    term = term * v[tuple(env[c] for c in sub)]
+                    term = term * self.use(v[tuple(env[c] for c in sub)])
                     if _is_number(term) and term == 0:
                         break
                 total = total + term
@@ -204,7 +217,7 @@ def unrolled_lines(graph: Graph, read, write):
     is the expression reading element idx of argument k, ``write(k, idx)`` the target for
     element idx of output k. Returns (lines, helpers); raises TooLarge."""
     writer = _Writer()
-    inputs = [np.array([Term(read(k, idx)) for idx in np.ndindex(*a.shape)],
+    inputs = [np.array([Term(read(k, idx), load=True) for idx in np.ndindex(*a.shape)],
                        dtype=object).reshape(a.shape) for k, a in enumerate(graph.args)]
     outs = evaluate(graph, inputs, writer)
     lines = list(writer.lines)
