@@ -25,7 +25,8 @@ import warnings
 
 import numpy as np
 
-from .compiler.codegen.cpu import generate, storage_shape
+from .compiler.codegen.cpu import generate
+from .compiler.codegen.emitter import storage_shape
 from .compiler.codegen.module import (MODULE_FILE, NUMBA_FILE, forget_modules, load_module,
                                       write_module)
 from .compiler.ir import Graph

@@ -16,7 +16,7 @@ import importlib.util
 
 import numpy as np
 
-from .compiler.codegen.cpu import storage_shape
+from .compiler.codegen.emitter import storage_shape
 from .compiler.codegen.cuda import generate
 from .compiler.codegen.module import load_module, write_module
 from .compiler.ir import Graph

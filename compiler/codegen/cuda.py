@@ -31,7 +31,8 @@ import re
 
 from ..ir import Graph, Node, type_str
 from ..ops import lookup
-from .cpu import Emitter, _dtype_code, emit_nodes, storage_shape
+from .cpu import emit_nodes
+from .emitter import Emitter, dtype_code, storage_shape
 from .printer import HELPERS
 
 THREADS_PER_BLOCK = 128
@@ -77,7 +78,7 @@ class CudaEmitter(Emitter):
         return name
 
     def alloc(self, node: Node, zero: bool = False, fill=None) -> str:
-        shape, dt = self.storage(node), _dtype_code(node.dtype)
+        shape, dt = self.storage(node), dtype_code(node.dtype)
         name = self.define(node, f"cuda.device_array({shape}, {dt})")
         if zero or fill is not None:
             value = "0" if zero else fill

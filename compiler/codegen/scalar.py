@@ -15,15 +15,17 @@ import itertools
 import numpy as np
 import sympy as sp
 
-from ..ir import Graph, Node, rebuild, type_str
+from ..ir import Graph, Node, arg, rebuild, toposort, type_str
 from ..ops import lookup
 from ..ops.elementwise import X
+from .emitter import Emitter
 from .printer import HELPERS, KernelPrinter, TooLarge
 from .unrolled import unrolled_lines
 
 MAX_SCALAR_WORK = 3000  # element operations in the graph (evaluation cost in sympy)
 MAX_UNROLLED_WORK = 20000  # the same, for unrolled code (no sympy: Python-speed evaluation)
-MAX_STATEMENTS = 400  # after CSE (numba compile time)
+MAX_STATEMENTS = 400
+EXPLICIT_ZEROS = 64  # per-example outputs up to this size write their zeros one by one  # after CSE (numba compile time)
 MAX_TREE_SIZE = 1000  # nodes of one element's expression tree, shared subtrees counted again
 MAX_TOTAL_TREE_SIZE = 50000  # the same, summed over a node's elements
 
@@ -184,17 +186,18 @@ def _arg_symbols(graph: Graph):
     return arrays
 
 
-def _straight_line(graph: Graph, read, write, printer):
+def _straight_line(graph: Graph, read, write, printer, write_zeros=False):
     """Statements computing the graph's outputs: ``read(k, idx)`` is the expression reading
     element idx of argument k, ``write(k, idx)`` the target for element idx of output k (outputs
-    start zeroed: only nonzero entries are written). Raises TooLarge."""
+    start zeroed and only nonzero entries are written, unless ``write_zeros``). Raises
+    TooLarge."""
     if work(graph) > MAX_SCALAR_WORK:
         raise TooLarge("graph too large for straight-line code")
     check_size(graph)
     symbols = _arg_symbols(graph)
     outs = evaluate(graph, symbols)
     entries = [(k, idx, v) for k, out in enumerate(outs) for idx, v in np.ndenumerate(out)
-               if not (v == 0 and v is not sp.false)]
+               if write_zeros or not (v == 0 and v is not sp.false)]
     temps = sp.numbered_symbols("t", real=True)
     pairs, reduced = sp.cse([sp.sympify(v) for _, _, v in entries], symbols=temps,
                             order="none")
@@ -221,16 +224,16 @@ def _zeros(node, batch=None):
     return f"np.zeros({shape!r}, {dt})"
 
 
-def _program(graph: Graph, read, write, unroll: bool):
-    """(statements, helpers) computing the graph's outputs into zero-initialised outputs
-    (straight-line: only nonzero entries are written) or into uninitialised ones (unrolled:
-    every entry is written)."""
+def _program(graph: Graph, read, write, unroll: bool, write_zeros: bool = False):
+    """(statements, helpers) computing the graph's outputs: into zero-initialised outputs
+    (straight-line code writes only nonzero entries) or, with ``write_zeros`` and always for
+    unrolled code, into uninitialised ones (every entry is written)."""
     if unroll:
         if work(graph) > MAX_UNROLLED_WORK:
             raise TooLarge("graph too large for unrolled code")
         return unrolled_lines(graph, read, write)
     printer = KernelPrinter()
-    return _straight_line(graph, read, write, printer), printer.helpers_used
+    return _straight_line(graph, read, write, printer, write_zeros), printer.helpers_used
 
 
 def generate_scalar(graph: Graph, header: str = "", unroll: bool = False) -> str:
@@ -257,10 +260,15 @@ def generate_scalar(graph: Graph, header: str = "", unroll: bool = False) -> str
     return "\n".join(p for p in parts if p)
 
 
-def one_example(graph: Graph, batched: set) -> Graph:
+def one_example(graph: Graph, batched: set, hoisted=()) -> Graph:
     """The graph for a single example: batched nodes (axis 0 is the batch, examples kept apart)
-    get batch size 1; the parameters that spell the batch size out follow."""
+    get batch size 1; the parameters that spell the batch size out follow. ``hoisted`` nodes
+    (computed before the loop over examples) become arguments after the graph's own."""
+    as_args = {id(h): arg(len(graph.args) + k, h.shape, h.dtype) for k, h in enumerate(hoisted)}
+
     def replace(node, inputs):
+        if id(node) in as_args:
+            return as_args[id(node)]
         if id(node) not in batched:
             return None
         if node.prim in ("diag_embed", "diag_extract") and node.params[0] == 0:
@@ -277,49 +285,95 @@ def one_example(graph: Graph, batched: set) -> Graph:
             params = (nl, (1,) + full[1:], (("r", 0, 1, 1),) + spec[1:])
         return Node.make(node.prim, inputs, params, shape, node.dtype)
 
-    args = rebuild(graph.args, replace)
+    args = rebuild(graph.args, replace) + list(as_args.values())
     outputs = rebuild(list(graph.args) + list(graph.outputs), replace)[len(graph.args):]
     return Graph(args, outputs, graph.name)
+
+
+_REARRANGING = ("reshape", "transpose", "index", "take", "concatenate")
+
+
+def _rearranges(node: Node) -> bool:
+    """Moves elements without arithmetic (an einsum with one operand and no summed letter)."""
+    if node.prim == "einsum":
+        (ins, out), = node.params
+        return len(ins) == 1 and len(ins[0]) == len(out)
+    return node.prim in _REARRANGING
+
+
+def batch_invariant(graph: Graph, batched: set) -> list:
+    """Nodes the per-example program reads that are the same for every example and computed
+    with arithmetic from arguments (``W.T @ V``): worth computing once, before the loop.
+    Rearranged arguments (``W.T``) are read where they are, and constants stay in the program,
+    where the symbolic evaluation folds them (one-hot seeds)."""
+    computed = set()  # not batched, arithmetic on arguments somewhere below
+    for node in graph.nodes():
+        if id(node) in batched or node.prim == "arg":
+            continue
+        below = [i for i in node.inputs if i.prim == "arg" or id(i) in computed]
+        if any(id(i) in computed for i in node.inputs) or (below and not _rearranges(node)):
+            computed.add(id(node))
+    hoisted = {}
+    for node in graph.nodes():
+        if id(node) in batched:
+            for i in node.inputs:
+                if id(i) in computed:
+                    hoisted[id(i)] = i
+    return list(hoisted.values())
 
 
 def generate_per_example(graph: Graph, B: int, batched: set, parallel: bool,
                          header: str = "", unroll: bool = False) -> str:
     """Straight-line (or unrolled) code for one example, run for each of the B examples (in
-    parallel when ``parallel``): the form of a hand-written batched Jacobian kernel. Raises
-    TooLarge."""
+    parallel when ``parallel``): the form of a hand-written batched Jacobian kernel. Work that
+    is the same for every example comes first, as loop nests. Raises TooLarge."""
     if any(id(o) not in batched for o in graph.outputs):
         raise TooLarge("an output is not per example")
-    batched_args = [id(a) in batched for a in graph.args]
-    single = one_example(graph, batched)
+    hoisted = batch_invariant(graph, batched)
+    em = Emitter()
+    for k, a in enumerate(graph.args):
+        em.names[id(a)] = f"a{k}"
+    for node in toposort(hoisted):
+        if id(node) not in em.names:
+            lookup(node.prim).rule("emit")(node, em)
+    names = [f"a{k}" for k in range(len(graph.args))] + [em.name(h) for h in hoisted]
+    batched_args = [id(a) in batched for a in graph.args] + [False] * len(hoisted)
+    single = one_example(graph, batched, hoisted)
 
     def read(k, idx):
         idx = ("b",) + tuple(idx[1:]) if batched_args[k] else idx
-        return f"a{k}[{_index_text(idx)}]"
+        return f"{names[k]}[{_index_text(idx)}]"
 
+    # small rows are written entry by entry, zeros included (as by hand); larger ones are
+    # zeroed here, in the same pass as the writes (a separate np.zeros pass writes the whole
+    # output twice)
+    every_entry = unroll or sum(o.size for o in single.outputs) <= EXPLICIT_ZEROS
     lines, helpers = _program(
-        single, read, lambda k, idx: f"o{k}[{_index_text(('b',) + tuple(idx[1:]))}]", unroll)
-    if not unroll:
-        # zero this example's rows here, in the same pass as the writes (a separate np.zeros
-        # pass writes the whole output twice)
+        single, read, lambda k, idx: f"o{k}[{_index_text(('b',) + tuple(idx[1:]))}]", unroll,
+        write_zeros=every_entry)
+    if not every_entry:
         lines = [f"o{k}[b] = 0" for k in range(len(graph.outputs))] + lines
     params = ", ".join(f"a{k}" for k in range(len(graph.args)))
+    example_params = ", ".join(names)
     outs = ", ".join(f"o{k}" for k in range(len(graph.outputs)))
     signature = ", ".join(f"a{k}: {type_str(a)}" for k, a in enumerate(graph.args))
     loop = "prange" if parallel else "range"
     flag = ", parallel=True" if parallel else ""
-    body = [f"o{k} = {_zeros(o, B).replace('np.zeros', 'np.empty')}"
-            for k, o in enumerate(graph.outputs)]
-    body += [f"for b in {loop}({B}):", f"    {graph.name}_example(b, {params}, {outs})"]
+    body = [line[4:] for line in em.prelude]
+    body += [f"o{k} = {_zeros(o, B).replace('np.zeros', 'np.empty')}"
+             for k, o in enumerate(graph.outputs)]
+    body += [f"for b in {loop}({B}):", f"    {graph.name}_example(b, {example_params}, {outs})"]
     body.append(f"return ({outs}{',' if len(graph.outputs) == 1 else ''})")
     kind = "unrolled" if unroll else "straight-line"
     parts = [
         header,
         "import math\n\nimport numpy as np\nfrom numba import njit, prange\n",
-        *[HELPERS[h] for h in sorted(helpers)],
+        *[HELPERS[h] for h in sorted(set(helpers) | em.helpers)],
+        *[c + "\n" for c in em.consts],
         # a plain call, not numba's inline='always': numba's parfor passes are slow on large
         # loop bodies (LLVM still inlines it)
         f"@njit(cache=True, error_model='numpy')\n"
-        f"def {graph.name}_example(b, {params}, {outs}):\n"
+        f"def {graph.name}_example(b, {example_params}, {outs}):\n"
         + "\n".join("    " + line for line in lines) + "\n",
         f"@njit(cache=True, error_model='numpy'{flag})\ndef {graph.name}({params}):\n"
         f"    # {signature}  ({kind} code per example)\n"
