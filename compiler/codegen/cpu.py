@@ -109,7 +109,7 @@ def generate(graph: Graph, header: str = "") -> str:
     lines.append(f"    return ({', '.join(outs)}{',' if len(outs) == 1 else ''})")
     params = ", ".join(f"a{k}" for k in range(len(graph.args)))
     signature = ", ".join(f"a{k}: {type_str(a)}" for k, a in enumerate(graph.args))
-    parallel = ", parallel=True" if em.body else ""
+    parallel = ", parallel=True" if em.body or em.parallel_used else ""
     parts = [
         header,
         "import math\n\nimport numpy as np\nfrom numba import njit, prange\n",

@@ -65,6 +65,7 @@ class CudaEmitter(Emitter):
     the per-example ones, as on the CPU."""
 
     blas = False  # no np.dot in kernels: products are loop nests
+    prange = False  # the serial kernel is one thread
 
     def __init__(self):
         super().__init__()

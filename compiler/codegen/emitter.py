@@ -33,6 +33,7 @@ class Emitter:
     node's first top-level loop over the batch axis is replaced by the example index ``b``."""
 
     blas = True  # large matrix products may call np.dot (numba's BLAS binding, from scipy)
+    prange = True  # large loops outside the batch section may be parallel (see parallel_used)
 
     def __init__(self):
         self.prelude: list[str] = []
@@ -42,6 +43,7 @@ class Emitter:
         self.helpers: set[str] = set()
         self.batched = False
         self.batch_size = None
+        self.parallel_used = False  # a rule wrote a prange loop: the kernel is parallel
         self._depth = 1
         self._counter = 0
 

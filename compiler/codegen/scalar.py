@@ -20,7 +20,7 @@ from ..ops import lookup
 from ..ops.elementwise import X
 from .emitter import Emitter
 from .printer import HELPERS, KernelPrinter, TooLarge
-from .unrolled import unrolled_lines
+from .unrolled import MAX_UNROLLED_OPS, MAX_UNROLLED_OPS_ONCE, unrolled_lines
 
 MAX_SCALAR_WORK = 3000  # element operations in the graph (evaluation cost in sympy)
 MAX_UNROLLED_WORK = 20000  # the same, for unrolled code (no sympy: Python-speed evaluation)
@@ -224,14 +224,16 @@ def _zeros(node, batch=None):
     return f"np.zeros({shape!r}, {dt})"
 
 
-def _program(graph: Graph, read, write, unroll: bool, write_zeros: bool = False):
+def _program(graph: Graph, read, write, unroll: bool, write_zeros: bool = False,
+             max_ops: int = MAX_UNROLLED_OPS_ONCE):
     """(statements, helpers) computing the graph's outputs: into zero-initialised outputs
     (straight-line code writes only nonzero entries) or, with ``write_zeros`` and always for
-    unrolled code, into uninitialised ones (every entry is written)."""
+    unrolled code (at most ``max_ops`` operations), into uninitialised ones (every entry is
+    written)."""
     if unroll:
         if work(graph) > MAX_UNROLLED_WORK:
             raise TooLarge("graph too large for unrolled code")
-        return unrolled_lines(graph, read, write)
+        return unrolled_lines(graph, read, write, max_ops)
     printer = KernelPrinter()
     return _straight_line(graph, read, write, printer, write_zeros), printer.helpers_used
 
@@ -350,7 +352,7 @@ def generate_per_example(graph: Graph, B: int, batched: set, parallel: bool,
     every_entry = unroll or sum(o.size for o in single.outputs) <= EXPLICIT_ZEROS
     lines, helpers = _program(
         single, read, lambda k, idx: f"o{k}[{_index_text(('b',) + tuple(idx[1:]))}]", unroll,
-        write_zeros=every_entry)
+        write_zeros=every_entry, max_ops=MAX_UNROLLED_OPS if parallel else MAX_UNROLLED_OPS_ONCE)
     if not every_entry:
         lines = [f"o{k}[b] = 0" for k in range(len(graph.outputs))] + lines
     params = ", ".join(f"a{k}" for k in range(len(graph.args)))

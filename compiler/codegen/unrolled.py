@@ -25,9 +25,11 @@ from ..ops import lookup
 from ..ops.elementwise import X
 from .printer import TooLarge, scalar_program
 
-# numba types every operation separately (about 3 ms each with its parallel lowering): the
-# budget keeps a compile within a few seconds, about what loop nests for the same graph cost
+# numba types every operation separately (about 3 ms each with its parallel lowering). A
+# program run for a large batch may take a few seconds to compile (about what parallel loop
+# nests for the same graph cost, for several times their speed); otherwise about one second.
 MAX_UNROLLED_OPS = 1000
+MAX_UNROLLED_OPS_ONCE = 300
 _OPS = re.compile(r"[-+*/<>]|math\.|\bif\b")
 
 
@@ -95,7 +97,8 @@ def _ew_template(expr, consts):
 
 
 class _Writer:
-    def __init__(self):
+    def __init__(self, max_ops: int):
+        self.max_ops = max_ops
         self.lines: list[str] = []
         self.helpers: set[str] = set()
         self._counter = 0
@@ -127,7 +130,7 @@ class _Writer:
 
     def emit(self, line: str):
         self._ops += len(_OPS.findall(line))
-        if self._ops > MAX_UNROLLED_OPS:
+        if self._ops > self.max_ops:
             raise TooLarge("unrolled program too long")
         self.lines.append(line)
 
@@ -212,11 +215,12 @@ def evaluate(graph: Graph, inputs, writer: _Writer):
     return [values[id(o)] for o in graph.outputs]
 
 
-def unrolled_lines(graph: Graph, read, write):
+def unrolled_lines(graph: Graph, read, write, max_ops: int = MAX_UNROLLED_OPS_ONCE):
     """Statements computing every entry of the graph's outputs (zeros included): ``read(k, idx)``
     is the expression reading element idx of argument k, ``write(k, idx)`` the target for
-    element idx of output k. Returns (lines, helpers); raises TooLarge."""
-    writer = _Writer()
+    element idx of output k. Returns (lines, helpers); raises TooLarge beyond ``max_ops``
+    operations."""
+    writer = _Writer(max_ops)
     inputs = [np.array([Term(read(k, idx), load=True) for idx in np.ndindex(*a.shape)],
                        dtype=object).reshape(a.shape) for k, a in enumerate(graph.args)]
     outs = evaluate(graph, inputs, writer)

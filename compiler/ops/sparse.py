@@ -62,11 +62,40 @@ def _gather_impl(c, cols, nl, v_shape, s_shape):
     return out.reshape(lead + tuple(v_shape) + trail)
 
 
+PARALLEL_ROWS_MIN = 1 << 16  # entries from which a full sparse Jacobian is written in parallel
+
+
+def _scatter_rows_parallel(node, em, nv, ns):
+    """A large sparse Jacobian (no leading or trailing axes), row by row in a parallel loop:
+    each row zeroed and written by one thread (the hand-written form: one pass over memory,
+    its page faults shared between threads)."""
+    cols = node.params[0]
+    out = em.alloc(node)
+    view, i, s = em.fresh("w"), em.fresh("i"), em.fresh("i")
+    em.line(f"{view} = {out}.reshape(({nv}, {ns}))")
+    flats = []
+    for c in node.inputs:
+        flats.append(em.fresh("w"))
+        em.line(f"{flats[-1]} = {em.name(c)}.reshape(({nv},))")
+    em.parallel_used = True
+    em.line(f"for {i} in prange({nv}):")
+    em.line(f"    for {s} in range({ns}):")
+    em.line(f"        {view}[{i}, {s}] = 0")
+    for flat, col in zip(flats, cols):
+        j = em.fresh("j")
+        em.line(f"    {j} = {em.index_map(col, i)}")
+        em.line(f"    if {j} >= 0:")
+        em.line(f"        {view}[{i}, {j}] += {flat}[{i}]")
+
+
 def _scatter_emit(node, em):
     cols, nl, v_shape, s_shape = node.params
     nv, ns = _sizes(v_shape, s_shape)
     c0 = node.inputs[0]
     lead, trail = c0.shape[:nl], c0.shape[nl + len(v_shape):]
+    if (not lead and not trail and not em.batched and em.prange
+            and nv * ns >= PARALLEL_ROWS_MIN):
+        return _scatter_rows_parallel(node, em, nv, ns)
     out = em.alloc(node, zero=True)
     view = em.fresh("w")
     em.line(f"{view} = {out}.reshape({lead + (nv, ns) + trail!r})")
