@@ -401,35 +401,36 @@ def _walk(tracked, roots, sources):
             refs[id(s)] = len(parts)
             parts.append(("arg", s.shape, s.dtype))
             objects.append(s)
+    push, pop = list.append, list.pop
     for root in roots:
         stack = [root]
         while stack:
             t = stack[-1]
             tid = id(t)
             if tid in refs:
-                stack.pop()
+                pop(stack)
                 continue
-            rec = t._rec if tid in tracked and isinstance(t, Tensor) else None
+            rec = t._rec if tid in tracked else None  # tracked holds Tensors only
             if rec is None:
                 v = t._value if isinstance(t, Tensor) else np.asarray(t)
                 refs[tid] = len(parts)
                 parts.append(("arg", v.shape, v.dtype))
                 objects.append(t)
-                stack.pop()
+                pop(stack)
                 continue
             pending = False
             for x in rec.inputs:
                 if id(x) not in refs and not isinstance(x, SCALARS):
-                    stack.append(x)
+                    push(stack, x)
                     pending = True
             if pending:
                 continue
-            stack.pop()
+            pop(stack)
             if rec.prim == "custom_gradient":
                 cacheable = False
             refs[tid] = len(parts)
-            parts.append((rec.prim, rec.params, tuple(
-                (type(x), x) if isinstance(x, SCALARS) else refs[id(x)] for x in rec.inputs)))
+            parts.append((rec.prim, rec.params, tuple([
+                (type(x), x) if isinstance(x, SCALARS) else refs[id(x)] for x in rec.inputs])))
     return parts, objects, refs, cacheable
 
 
