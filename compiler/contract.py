@@ -85,6 +85,9 @@ def _absorbable(node: Node) -> bool:
 
 def _flatten(node: Node, subs: str, prod: _Product, uses, new, top: bool):
     """Add ``node`` (read with letters ``subs``) to ``prod`` as factors."""
+    if is_fill(node):  # a constant factor (a broadcast of ones, say): only its value matters
+        prod.coef *= node.params[0]
+        return
     if not top and (uses[id(node)] != 1 or not _absorbable(node)):
         prod.factors.append((subs, new[id(node)]))
         return
