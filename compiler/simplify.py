@@ -9,6 +9,8 @@ and sympy canonicalizes each elementwise expression. This module adds the whole-
                       into that consumer's expression (one loop instead of two, no temporary);
                       a pure broadcast is folded into every ew consumer (it reads the small
                       array).
+``share_calls``       an elementwise node reads a function value another node computes of the
+                      same input (tanh' = 1 - tanh(x)**2 reads tanh(x)) instead of calling again.
 ``fold_transposes``   a transpose of a single-use einsum is that einsum with its output
                       subscripts permuted (reverse-mode Jacobians end in one: the product is then
                       written in the final layout, with no transposed copy of it).
@@ -100,6 +102,37 @@ def fold_transposes(outputs):
     return rebuild(outputs, replace)
 
 
+def share_calls(outputs):
+    """An elementwise node whose expression calls a function that another node already computes
+    of the same input reads that node instead: derivatives restate their function (tanh' =
+    1 - tanh(x)**2 next to tanh(x)), and the call is the expensive part."""
+    computed = {}  # (id(input), expression in x0) -> the ew node computing it
+    for node in toposort(outputs):
+        if node.prim == "ew" and len(node.inputs) == 1 and node.params[0].atoms(sp.Function):
+            computed.setdefault((id(node.inputs[0]), node.params[0]), node)
+    new = {}
+    for node in toposort(outputs):
+        inputs = [new[id(i)] for i in node.inputs]
+        expr = node.params[0] if node.prim == "ew" else None
+        for call in sorted(expr.atoms(sp.Function) if computed and expr is not None else (),
+                           key=sp.count_ops, reverse=True):
+            (sym,) = call.free_symbols if len(call.free_symbols) == 1 else (None,)
+            k = X.index(sym) if sym in X[:len(node.inputs)] else None
+            source = None if k is None else computed.get(
+                (id(node.inputs[k]), call.xreplace({sym: X[0]})))
+            if source is not None and id(source) in new and expr.has(call):  # computed earlier
+                expr = expr.xreplace({call: X[len(inputs)]})
+                inputs.append(new[id(source)])
+        if len(inputs) > len(node.inputs):
+            new[id(node)] = ew(expr, inputs, node.shape, node.dtype)
+        elif all(a is b for a, b in zip(inputs, node.inputs)):
+            new[id(node)] = node
+        else:
+            new[id(node)] = Node.make(node.prim, tuple(inputs), node.params, node.shape,
+                                      node.dtype)
+    return [new[id(o)] for o in outputs]
+
+
 def simplify(graph: Graph) -> Graph:
-    outputs = fuse(fold_transposes(strip_identities(graph.outputs)))
+    outputs = share_calls(fuse(fold_transposes(strip_identities(graph.outputs))))
     return Graph(graph.args, outputs, graph.name)

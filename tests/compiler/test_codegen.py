@@ -204,3 +204,17 @@ def test_large_sparse_jacobian_rows_are_written_in_parallel():
         expected[i, (i - 2) % n] -= x[(i - 1) % n]
         expected[i, (i - 1) % n] += x[(i + 1) % n] - x[(i - 2) % n]
     np.testing.assert_array_equal(got, expected)
+
+
+def test_derivative_reads_the_function_value_it_restates():
+    """tanh'(z) = 1 - tanh(z)**2 next to tanh(z) (needed for the next layer): the kernel calls
+    tanh once for the inner layer's value and its derivative, once for the outer derivative."""
+    rng = np.random.default_rng(7)
+    W, V = rng.normal(size=(120, 80)) / 9, rng.normal(size=(3, 120)) / 9
+    x = rng.normal(size=80)
+    f = st.jacobian(lambda v: np.tanh(V @ np.tanh(W @ v)))
+    got = f(x)
+    assert f.source.count("math.tanh(") == 2
+    h = np.tanh(W @ x)
+    expected = (1 - np.tanh(V @ h) ** 2)[:, None] * (V @ ((1 - h ** 2)[:, None] * W))
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
