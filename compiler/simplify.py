@@ -108,7 +108,8 @@ def share_calls(outputs):
     1 - tanh(x)**2 next to tanh(x)), and the call is the expensive part."""
     computed = {}  # (id(input), expression in x0) -> the ew node computing it
     for node in toposort(outputs):
-        if node.prim == "ew" and len(node.inputs) == 1 and node.params[0].atoms(sp.Function):
+        if (node.prim == "ew" and len(node.inputs) == 1 and node.params[0].atoms(sp.Function)
+                and node.shape == node.inputs[0].shape):  # not a broadcast
             computed.setdefault((id(node.inputs[0]), node.params[0]), node)
     new = {}
     for node in toposort(outputs):
