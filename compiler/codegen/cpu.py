@@ -71,9 +71,10 @@ def emit_nodes(graph: Graph, em: Emitter, min_batch: int):
 
 def generate(graph: Graph, header: str = "") -> str:
     """The numba module source for ``graph``: a function ``<graph.name>(a0, a1, ...)`` returning a
-    tuple of arrays (shape () outputs as shape (1,)). Small graphs become straight-line scalar
-    code; graphs whose examples are independent along a large batch axis get one parallel loop
-    over examples (see ``batch_plan``); the rest are loop nests, one per node."""
+    tuple of arrays (shape () outputs as shape (1,)). In order of preference: straight-line
+    scalar code (sympy) for the whole graph, or for one example run over the batch when examples
+    are independent (see ``batch_plan``); the same two unrolled (unrolled.py) where sympy's
+    expressions grow too large; else loop nests, one per node, after re-associating products."""
     plan = batch_plan(graph, min_batch=2)
     for unroll in (False, True):
         try:

@@ -24,8 +24,8 @@ from .unrolled import MAX_UNROLLED_OPS, MAX_UNROLLED_OPS_ONCE, unrolled_lines
 
 MAX_SCALAR_WORK = 3000  # element operations in the graph (evaluation cost in sympy)
 MAX_UNROLLED_WORK = 20000  # the same, for unrolled code (no sympy: Python-speed evaluation)
-MAX_STATEMENTS = 400
-EXPLICIT_ZEROS = 64  # per-example outputs up to this size write their zeros one by one  # after CSE (numba compile time)
+MAX_STATEMENTS = 400  # after CSE (numba compile time)
+EXPLICIT_ZEROS = 64  # per-example outputs up to this size write their zeros one by one
 MAX_TREE_SIZE = 1000  # nodes of one element's expression tree, shared subtrees counted again
 MAX_TOTAL_TREE_SIZE = 50000  # the same, summed over a node's elements
 
