@@ -28,14 +28,14 @@ class _Product:
     """``coef * prod_f factor_f[subs_f]`` with the letters of ``out`` kept; ``deltas`` are
     identity factors delta(c, d)."""
 
-    def __init__(self, sizes):
+    def __init__(self, sizes, letters):
         self.factors: list[tuple[str, Node]] = []
         self.deltas: list[tuple[str, str]] = []
         self.coef = sp.S.One
         self.sizes = sizes  # letter -> size
         self.absorbed = 0  # multiply-adds of the nodes flattened into this product
         self.nodes = 0  # how many nodes were flattened
-        self._fresh = iter(LETTERS)
+        self._fresh = letters  # letters not used yet
 
     def fresh(self):
         for c in self._fresh:
@@ -188,20 +188,17 @@ def _rebuild_product(root: Node, uses, new):
     """The re-associated product for ``root``, or None where it would not be cheaper."""
     letters = iter(LETTERS)
     out = "".join(next(letters) for _ in range(root.ndim))
-    prod = _Product(dict(zip(out, root.shape)))
-    prod._fresh = letters
+    prod = _Product(dict(zip(out, root.shape)), letters)
     try:
         _flatten(root, out, prod, uses, new, True)
-        if not prod.factors or any(len(set(s)) != len(s) for s, _ in prod.factors):
-            return None
+        if prod.nodes < 2 or not prod.factors:
+            return None  # nothing was flattened into the root: nothing to re-associate
         if any(x.dtype != root.dtype for _, x in prod.factors):
             return None
-        if prod.nodes < 2:
-            return None  # nothing was flattened into the root: nothing to re-associate
         _eliminate_deltas(prod, out)
         letters = "".join(s for s, _ in prod.factors)
         if any(len(set(s)) != len(s) for s, _ in prod.factors) or set(out) - set(letters):
-            return None
+            return None  # a diagonal read, or an output letter only a broadcast carried
         if prod.coef != 1:  # scale the smallest factor
             k = min(range(len(prod.factors)), key=lambda k: prod.factors[k][1].size)
             sub, x = prod.factors[k]
