@@ -58,6 +58,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .compiler.batching import mixing_op
+from .compiler.codegen.cpu import generate
 
 __all__ = ["AOTFallbackWarning", "Module", "Spec"]
 
@@ -319,6 +320,15 @@ def _check_batch_polymorphic(label, per_example, full, specs, batch, rng):
                 "batch size instead (an example array).")
 
 
+def _without_blas(kernel) -> str:
+    """The kernel's module with large matrix products as loop nests instead of np.dot calls:
+    numba's BLAS binding needs scipy at run time, an ahead-of-time module only numpy."""
+    if "np.dot(" not in kernel.source:
+        return kernel.source
+    header = kernel.source[:kernel.source.index("import math")].rstrip("\n") + "\n"
+    return generate(kernel.graph, header=header, blas=False)
+
+
 def _entry_source(kernel_source, kernel_name, params, n_captured, outputs, batched_flags):
     """The generated kernel module plus ``_aot_entry``, the function each artefact exports."""
     n = len(params) + n_captured
@@ -450,7 +460,7 @@ class Module:
             raise RuntimeError(f"{label}: a captured array changed shape or dtype while tracing")
         outputs = [((None,) + tuple(o.shape[1:]) if batched else tuple(o.shape), o.dtype.name)
                    for o in graph.outputs]
-        source = _entry_source(kernel.source, graph.name, params, len(captured),
+        source = _entry_source(_without_blas(kernel), graph.name, params, len(captured),
                                outputs, [isinstance(s, Spec) and s.batched for s in array_specs])
         _check_imports(source, label)
         nums = (func.argnums,) if isinstance(func.argnums, int) else tuple(func.argnums)

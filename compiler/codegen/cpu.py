@@ -69,12 +69,13 @@ def emit_nodes(graph: Graph, em: Emitter, min_batch: int):
     return plan
 
 
-def generate(graph: Graph, header: str = "") -> str:
+def generate(graph: Graph, header: str = "", blas: bool = True) -> str:
     """The numba module source for ``graph``: a function ``<graph.name>(a0, a1, ...)`` returning a
     tuple of arrays (shape () outputs as shape (1,)). In order of preference: straight-line
     scalar code (sympy) for the whole graph, or for one example run over the batch when examples
     are independent (see ``batch_plan``); the same two unrolled (unrolled.py) where sympy's
-    expressions grow too large; else loop nests, one per node, after re-associating products."""
+    expressions grow too large; else loop nests, one per node, after re-associating products.
+    ``blas``: large matrix products may call np.dot (numba binds scipy's BLAS)."""
     plan = batch_plan(graph, min_batch=2)
     for unroll in (False, True):
         try:
@@ -85,14 +86,14 @@ def generate(graph: Graph, header: str = "") -> str:
             B, batched = plan
             try:
                 return generate_per_example(graph, B, batched, B >= PARALLEL_MIN_BATCH, header,
-                                            unroll)
+                                            unroll, blas)
             except TooLarge:
                 pass
     # loop nests compute every intermediate array: products in the cheapest order found (the
     # scalar forms above evaluate element by element, where the chain rule's order is cheaper to
     # read and to compile)
     graph = Graph(graph.args, fuse(reassociate(graph.outputs)), graph.name)
-    em = Emitter()
+    em = Emitter(blas)
     emit_nodes(graph, em, PARALLEL_MIN_BATCH)
     lines = list(em.prelude)
     example = ""

@@ -35,7 +35,9 @@ class Emitter:
     blas = True  # large matrix products may call np.dot (numba's BLAS binding, from scipy)
     prange = True  # large loops outside the batch section may be parallel (see parallel_used)
 
-    def __init__(self):
+    def __init__(self, blas: bool = True):
+        if not blas:  # ahead-of-time modules run without scipy
+            self.blas = False
         self.prelude: list[str] = []
         self.body: list[str] = []
         self.names: dict[int, str] = {}

@@ -325,14 +325,14 @@ def batch_invariant(graph: Graph, batched: set) -> list:
 
 
 def generate_per_example(graph: Graph, B: int, batched: set, parallel: bool,
-                         header: str = "", unroll: bool = False) -> str:
+                         header: str = "", unroll: bool = False, blas: bool = True) -> str:
     """Straight-line (or unrolled) code for one example, run for each of the B examples (in
     parallel when ``parallel``): the form of a hand-written batched Jacobian kernel. Work that
     is the same for every example comes first, as loop nests. Raises TooLarge."""
     if any(id(o) not in batched for o in graph.outputs):
         raise TooLarge("an output is not per example")
     hoisted = batch_invariant(graph, batched)
-    em = Emitter()
+    em = Emitter(blas)
     for k, a in enumerate(graph.args):
         em.names[id(a)] = f"a{k}"
     for node in toposort(hoisted):

@@ -69,6 +69,15 @@ def gathered(x):
     return np.sum(st.nn.softplus(x[PERM]) * x + st.nn.sigmoid(x))
 
 
+WD = np.random.default_rng(4).standard_normal((40, 40)) / 7
+
+
+def dense(x):
+    """Matrix products large enough for BLAS in the JIT kernel (np.dot needs scipy); the
+    ahead-of-time module writes them as loops."""
+    return np.tanh(x @ WD) @ WD
+
+
 Y0 = np.array([1.0, 2e-5, 0.3])
 X5 = np.array([-1.2, 1.0, 0.5, 2.0, -0.3])
 XB = np.random.default_rng(1).standard_normal((5, 3))  # batch 5: not the traced batch size
@@ -86,6 +95,7 @@ ENTRIES = [
     ("clip_grad", st.grad(clipped_square), (np.array(2.0),), (np.array(2.0),),
      lambda: st.grad(clipped_square)(np.array(2.0))),
     ("gathered_grad", st.grad(gathered), (XG,), (XG,), lambda: st.grad(gathered)(XG)),
+    ("dense", dense, (WD,), (WD * 0.5,), lambda: st.jit(dense)(WD * 0.5)),
 ]
 MODULE = "symtape_aot_testmod"
 
@@ -179,7 +189,7 @@ def _check_results(results, error, loaded, blocked):
 
 def test_native_module_imports_with_numpy_only(native_build, tmp_path):
     out, path = native_build
-    blocked = ("symtape", "sympy", "numba", "llvmlite")
+    blocked = ("symtape", "sympy", "numba", "llvmlite", "scipy")
     results, error, loaded, init = _run_isolated(out, blocked, tmp_path)
     _check_results(results, error, loaded, blocked)
     assert os.path.dirname(init) == path
