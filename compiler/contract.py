@@ -18,7 +18,7 @@ import itertools
 import numpy as np
 import sympy as sp
 
-from .ir import Node, toposort
+from .ir import Node, rebuild, toposort, use_counts
 from .ops.elementwise import X, ew, fill, is_fill
 from .ops.linalg import LETTERS, einsum
 from .ops.shape import diag_embed, reshape
@@ -211,30 +211,21 @@ def _rebuild_product(root: Node, uses, new):
 
 def reassociate(outputs):
     """Rebuild the graph under ``outputs`` with every maximal product re-associated."""
-    order = toposort(outputs)
-    uses = {}
-    for node in order:
-        for i in set(map(id, node.inputs)):
-            uses[i] = uses.get(i, 0) + 1
-    for o in outputs:
-        uses[id(o)] = uses.get(id(o), 0) + 1
+    uses = use_counts(outputs)
     # a node is absorbed by its consumer when it is used once, by an absorbing node
     absorbed = set()
-    for node in order:
+    for node in toposort(outputs):
         if node.prim == "einsum" or _monomial(node) is not None:
             absorbed.update(id(i) for i in node.inputs if uses[id(i)] == 1 and _absorbable(i))
     new = {}
-    for node in order:
-        inputs = tuple(new[id(i)] for i in node.inputs)
-        out = None
-        if node.prim == "einsum" and id(node) not in absorbed and node.dtype.kind == "f":
-            out = _rebuild_product(node, uses, new)
-        elif (_monomial(node) is not None and id(node) not in absorbed
-              and any(i.prim == "einsum" and uses[id(i)] == 1 for i in node.inputs)):
-            out = _rebuild_product(node, uses, new)
-        if out is None:
-            same = all(a is b for a, b in zip(inputs, node.inputs))
-            out = node if same else Node.make(node.prim, inputs, node.params, node.shape,
-                                              node.dtype)
-        new[id(node)] = out
-    return [new[id(o)] for o in outputs]
+
+    def replace(node, inputs):
+        if id(node) in absorbed:
+            return None
+        if node.prim == "einsum" and node.dtype.kind == "f" or (
+                _monomial(node) is not None
+                and any(i.prim == "einsum" and uses[id(i)] == 1 for i in node.inputs)):
+            return _rebuild_product(node, uses, new)
+        return None
+
+    return rebuild(outputs, replace, new)

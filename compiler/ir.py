@@ -96,10 +96,11 @@ def toposort(outputs) -> list[Node]:
     return order
 
 
-def rebuild(outputs, replace) -> list[Node]:
+def rebuild(outputs, replace, new=None) -> list[Node]:
     """Copy the graph under ``outputs``, substituting nodes: ``replace(node, new_inputs)`` returns
-    the new node (or None to keep the node's primitive with the new inputs)."""
-    new = {}
+    the new node (or None to keep the node's primitive with the new inputs). ``new``: the dict
+    (id of an old node -> its copy) being filled, for rules that read earlier copies."""
+    new = {} if new is None else new
     for node in toposort(outputs):
         inputs = tuple(new[id(i)] for i in node.inputs)
         out = replace(node, inputs)
@@ -109,6 +110,18 @@ def rebuild(outputs, replace) -> list[Node]:
                                               node.dtype)
         new[id(node)] = out
     return [new[id(o)] for o in outputs]
+
+
+def use_counts(outputs) -> dict:
+    """id of node -> how many distinct consumers it has under ``outputs`` (being an output
+    counts as one)."""
+    uses = {}
+    for node in toposort(outputs):
+        for i in set(map(id, node.inputs)):
+            uses[i] = uses.get(i, 0) + 1
+    for o in outputs:
+        uses[id(o)] = uses.get(id(o), 0) + 1
+    return uses
 
 
 def param_str(p) -> str:

@@ -18,11 +18,9 @@ and sympy canonicalizes each elementwise expression. This module adds the whole-
 
 from __future__ import annotations
 
-from collections import Counter
-
 import sympy as sp
 
-from .ir import Graph, Node, rebuild, toposort
+from .ir import Graph, Node, rebuild, toposort, use_counts
 from .ops.elementwise import X, ew
 from .ops.linalg import einsum
 from .ops.shape import broadcast_source
@@ -36,14 +34,6 @@ def strip_identities(outputs):
             return inputs[0]
         return None
     return rebuild(outputs, replace)
-
-
-def _use_counts(outputs) -> Counter:
-    uses = Counter(id(o) for o in outputs)
-    for node in toposort(outputs):
-        for i in set(map(id, node.inputs)):
-            uses[i] += 1
-    return uses
 
 
 def _fusable(old: Node, new: Node, consumer: Node, uses) -> bool:
@@ -64,7 +54,7 @@ def _fusable(old: Node, new: Node, consumer: Node, uses) -> bool:
 
 
 def fuse(outputs):
-    uses = _use_counts(outputs)
+    uses = use_counts(outputs)
 
     def replace(node, inputs):
         if node.prim != "ew":
@@ -89,7 +79,7 @@ def fuse(outputs):
 
 
 def fold_transposes(outputs):
-    uses = _use_counts(outputs)
+    uses = use_counts(outputs)
 
     def replace(node, inputs):
         (x,) = inputs if node.prim == "transpose" else (None,)
@@ -112,11 +102,12 @@ def share_calls(outputs):
                 and node.shape == node.inputs[0].shape):  # not a broadcast
             computed.setdefault((id(node.inputs[0]), node.params[0]), node)
     new = {}
-    for node in toposort(outputs):
-        inputs = [new[id(i)] for i in node.inputs]
-        expr = node.params[0] if node.prim == "ew" else None
-        for call in sorted(expr.atoms(sp.Function) if computed and expr is not None else (),
-                           key=sp.count_ops, reverse=True):
+
+    def replace(node, inputs):
+        if node.prim != "ew" or not computed:
+            return None
+        expr, inputs = node.params[0], list(inputs)
+        for call in sorted(expr.atoms(sp.Function), key=sp.count_ops, reverse=True):
             (sym,) = call.free_symbols if len(call.free_symbols) == 1 else (None,)
             k = X.index(sym) if sym in X[:len(node.inputs)] else None
             source = None if k is None else computed.get(
@@ -124,14 +115,11 @@ def share_calls(outputs):
             if source is not None and id(source) in new and expr.has(call):  # computed earlier
                 expr = expr.xreplace({call: X[len(inputs)]})
                 inputs.append(new[id(source)])
-        if len(inputs) > len(node.inputs):
-            new[id(node)] = ew(expr, inputs, node.shape, node.dtype)
-        elif all(a is b for a, b in zip(inputs, node.inputs)):
-            new[id(node)] = node
-        else:
-            new[id(node)] = Node.make(node.prim, tuple(inputs), node.params, node.shape,
-                                      node.dtype)
-    return [new[id(o)] for o in outputs]
+        if len(inputs) == len(node.inputs):
+            return None
+        return ew(expr, inputs, node.shape, node.dtype)
+
+    return rebuild(outputs, replace, new)
 
 
 def simplify(graph: Graph) -> Graph:

@@ -128,7 +128,6 @@ def generate(graph: Graph, header: str = "") -> str:
                + "\n".join(em.prelude) + "\n")
         kernels.append((src, f"    {name}_serial[1, 1]({', '.join(params)})"))
         signatures[f"{name}_serial"] = signature(params)
-    example = ""
     if em.body:
         params = _used(em.body)
         B = em.batch_size
