@@ -13,7 +13,7 @@ import re
 import numpy as np
 
 from ..ir import Node
-from .printer import scalar_program
+from .printer import instantiate, scalar_program
 
 
 def storage_shape(shape) -> tuple:
@@ -150,16 +150,10 @@ class Emitter:
         """Emit the CSE temporaries of ``expr`` and return its final expression text."""
         assigns, result, helpers = scalar_program(expr)
         self.helpers |= helpers
-        names = {f"_x{k}_": a for k, a in enumerate(args)}
-        for tmp, _ in assigns:
-            names[tmp] = self.fresh("s")
-
-        def sub(text):
-            return re.sub(r"_[xt]\d+_", lambda m: names[m.group(0)], text)
-
-        for tmp, text in assigns:
-            self.line(f"{names[tmp]} = {sub(text)}")
-        return sub(result)
+        lines, result = instantiate(assigns, result, args, lambda: self.fresh("s"))
+        for line in lines:
+            self.line(line)
+        return result
 
 
 def _affine_mod(table: np.ndarray):

@@ -9,6 +9,7 @@ that the module defines (``HELPERS``), recorded in ``helpers_used``.
 from __future__ import annotations
 
 import functools
+import re
 
 import sympy as sp
 from sympy.printing.pycode import PythonCodePrinter
@@ -93,7 +94,17 @@ def scalar_program(expr):
     return tuple(assigns), result, frozenset(printer.helpers_used)
 
 
-def _rename(text, name):
-    import re
+def instantiate(assigns, result, args, fresh):
+    """A ``scalar_program`` for particular inputs: ``args`` (texts) for its ``_x<k>_``
+    placeholders and a ``fresh()`` name for each temporary. Returns (statements, result text)."""
+    names = {f"_x{k}_": a for k, a in enumerate(args)}
+    names.update((tmp, fresh()) for tmp, _ in assigns)
 
+    def sub(text):
+        return re.sub(r"_[xt]\d+_", lambda m: names[m.group(0)], text)
+
+    return [f"{names[tmp]} = {sub(text)}" for tmp, text in assigns], sub(result)
+
+
+def _rename(text, name):
     return re.sub(rf"\b{name}\b", name + "_", text)

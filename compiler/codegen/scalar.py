@@ -10,7 +10,6 @@ statement, so this is used only while the program stays short (see ``MAX_STATEME
 from __future__ import annotations
 
 import functools
-import itertools
 
 import numpy as np
 import sympy as sp
@@ -18,6 +17,7 @@ import sympy as sp
 from ..ir import Graph, Node, arg, rebuild, toposort, type_str
 from ..ops import lookup
 from ..ops.elementwise import X
+from ..ops.linalg import einsum_terms
 from .emitter import Emitter
 from .printer import HELPERS, KernelPrinter, TooLarge
 from .unrolled import MAX_UNROLLED_OPS, MAX_UNROLLED_OPS_ONCE, unrolled_lines
@@ -70,21 +70,9 @@ def _ew(node, values):
 
 
 def _einsum(node, values):
-    (ins, out), = node.params
-    sizes = {}
-    for sub, v in zip(ins, values):
-        sizes.update(zip(sub, np.shape(v)))
-    summed = [c for c in dict.fromkeys("".join(ins)) if c not in out]
     result = np.empty(node.shape, dtype=object)
-    for oidx in itertools.product(*[range(sizes[c]) for c in out]):
-        env = dict(zip(out, oidx))
-        terms = []
-        for sidx in itertools.product(*[range(sizes[c]) for c in summed]):
-            env.update(zip(summed, sidx))
-            factors = [v[tuple(env[c] for c in sub)] for sub, v in zip(ins, values)]
-            if all(f != 0 for f in factors):
-                terms.append(sp.Mul(*factors))
-        result[oidx] = sp.Add(*terms)
+    for oidx, terms in einsum_terms(node, values):
+        result[oidx] = sp.Add(*[sp.Mul(*fs) for fs in terms if all(f != 0 for f in fs)])
     return result
 
 

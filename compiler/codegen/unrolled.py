@@ -23,7 +23,8 @@ import sympy as sp
 from ..ir import Graph
 from ..ops import lookup
 from ..ops.elementwise import X
-from .printer import TooLarge, scalar_program
+from ..ops.linalg import einsum_terms
+from .printer import TooLarge, instantiate, scalar_program
 
 # numba types every operation separately (about 3 ms each with its parallel lowering). A
 # program run for a large batch may take a few seconds to compile (about what parallel loop
@@ -147,37 +148,24 @@ class _Writer:
                 continue
             assigns, result, helpers = template
             self.helpers |= helpers
-            names = {f"_x{k}_": (v.text if isinstance(v, Term) else _number(v))
-                     for k, v in enumerate(ins)}
-            for tmp, _ in assigns:
-                names[tmp] = self.fresh("t")
-
-            def sub(text):
-                return re.sub(r"_[xt]\d+_", lambda m: names[m.group(0)], text)
-
-            for tmp, text in assigns:
-                self.emit(f"{names[tmp]} = {sub(text)}")
-            out[idx] = self.bind(Term(sub(result), atom=False))
+            lines, result = instantiate(
+                assigns, result, [v.text if isinstance(v, Term) else _number(v) for v in ins],
+                lambda: self.fresh("t"))
+            for line in lines:
+                self.emit(line)
+            out[idx] = self.bind(Term(result, atom=False))
         return out
 
     def einsum(self, node, values):
-        (ins, out_sub), = node.params
-        sizes = {}
-        for sub, v in zip(ins, values):
-            sizes.update(zip(sub, np.shape(v)))
-        summed = [c for c in dict.fromkeys("".join(ins)) if c not in out_sub]
         out = np.empty(node.shape, dtype=object)
-        for oidx in np.ndindex(*node.shape):
-            env = dict(zip(out_sub, oidx))
+        for oidx, terms in einsum_terms(node, values):
             total = 0.0
-            for sidx in np.ndindex(*[sizes[c] for c in summed]):
-                env.update(zip(summed, sidx))
-                term = 1.0
-                for sub, v in zip(ins, values):
-                    term = term * self.use(v[tuple(env[c] for c in sub)])
-                    if _is_number(term) and term == 0:
-                        break
-                total = total + term
+            for factors in terms:
+                if not any(_is_number(f) and f == 0 for f in factors):
+                    term = 1.0
+                    for f in factors:
+                        term = term * self.use(f)
+                    total = total + term
             out[oidx] = self.bind(total)
         return out
 

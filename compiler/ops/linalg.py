@@ -49,6 +49,24 @@ def einsum(spec, *xs: Node) -> Node:
     return Node.make("einsum", tuple(xs), ((ins, out),), shape, dtype)
 
 
+def einsum_terms(node: Node, values):
+    """For each output entry of einsum ``node`` applied to ``values`` (arrays of any element
+    type: symbolic evaluation in code generation), its index and its sum's terms, each the list
+    of its factors."""
+    (ins, out), = node.params
+    sizes = {}
+    for sub, v in zip(ins, values):
+        sizes.update(zip(sub, np.shape(v)))
+    summed = [c for c in dict.fromkeys("".join(ins)) if c not in out]
+    for oidx in np.ndindex(*node.shape):
+        env = dict(zip(out, oidx))
+        terms = []
+        for sidx in np.ndindex(*[sizes[c] for c in summed]):
+            env.update(zip(summed, sidx))
+            terms.append([v[tuple(env[c] for c in sub)] for sub, v in zip(ins, values)])
+        yield oidx, terms
+
+
 def _fresh(used, n):
     return "".join([c for c in LETTERS if c not in used][:n])
 
