@@ -10,11 +10,11 @@ import re
 
 from ..batching import examples_apart
 from ..contract import reassociate
-from ..ir import Graph, Node, type_str
+from ..ir import Graph, Node
 from ..ops import lookup
 from ..simplify import fuse
-from .emitter import Emitter
-from .printer import HELPERS, TooLarge
+from .emitter import Emitter, cpu_module, njit_function, params_of, returning, signature_of
+from .printer import TooLarge
 from .scalar import generate_per_example, generate_scalar
 
 PARALLEL_MIN_BATCH = 1000  # below this, a parallel loop costs more than it saves
@@ -95,30 +95,19 @@ def generate(graph: Graph, header: str = "", blas: bool = True) -> str:
     graph = Graph(graph.args, fuse(reassociate(graph.outputs)), graph.name)
     em = Emitter(blas)
     emit_nodes(graph, em, PARALLEL_MIN_BATCH)
-    lines = list(em.prelude)
-    example = ""
+    lines = [line[4:] for line in em.prelude]
+    functions = []
     if em.body:
         # the parallel loop only calls a per-example function: numba's parfor pass is slow to
         # compile, and generates slow code, for large loop bodies
-        used = sorted(set(re.findall(r"\b[av]\d+\b", "\n".join(em.body))),
-                      key=lambda n: (n[0], int(n[1:])))
-        example = (f"@njit(cache=True, error_model='numpy')\n"
-                   f"def {graph.name}_example(b, {', '.join(used)}):\n"
-                   + "\n".join(line[4:] for line in em.body) + "\n")
-        lines.append(f"    for b in prange({em.batch_size}):")
-        lines.append(f"        {graph.name}_example(b, {', '.join(used)})")
-    outs = [f"{em.name(o)}.copy()" if o.prim == "arg" else em.name(o) for o in graph.outputs]
-    lines.append(f"    return ({', '.join(outs)}{',' if len(outs) == 1 else ''})")
-    params = ", ".join(f"a{k}" for k in range(len(graph.args)))
-    signature = ", ".join(f"a{k}: {type_str(a)}" for k, a in enumerate(graph.args))
+        used = ", ".join(sorted(set(re.findall(r"\b[av]\d+\b", "\n".join(em.body))),
+                                key=lambda n: (n[0], int(n[1:]))))
+        functions.append(njit_function(f"{graph.name}_example", f"b, {used}",
+                                       [line[8:] for line in em.body]))
+        lines += [f"for b in prange({em.batch_size}):", f"    {graph.name}_example(b, {used})"]
+    lines.append(returning([f"{em.name(o)}.copy()" if o.prim == "arg" else em.name(o)
+                            for o in graph.outputs]))
     parallel = ", parallel=True" if em.body or em.parallel_used else ""
-    parts = [
-        header,
-        "import math\n\nimport numpy as np\nfrom numba import njit, prange\n",
-        *[HELPERS[h] for h in sorted(em.helpers)],
-        *[c + "\n" for c in em.consts],
-        example,
-        f"@njit(cache=True, error_model='numpy'{parallel})\ndef {graph.name}({params}):\n"
-        f"    # {signature}\n" + "\n".join(lines) + "\n",
-    ]
-    return "\n".join(p for p in parts if p)
+    functions.append(njit_function(graph.name, params_of(graph), lines, parallel,
+                                   signature_of(graph)))
+    return cpu_module(header, em.helpers, em.consts, functions)

@@ -1,6 +1,7 @@
 """How primitives' ``emit`` rules write numba code: the ``Emitter`` (names, allocations, loop
 nests, indexing with broadcasting, scalar code from the printer), shared by the CPU and CUDA
-targets and by per-example kernels' batch-invariant prelude.
+targets and by per-example kernels' batch-invariant prelude; and the pieces every CPU module
+is assembled from (``njit_function``, ``cpu_module``).
 
 Arrays of shape () are stored with shape (1,) so every kernel array has a rank.
 """
@@ -12,8 +13,8 @@ import re
 
 import numpy as np
 
-from ..ir import Node
-from .printer import instantiate, scalar_program
+from ..ir import Graph, Node, type_str
+from .printer import HELPERS, instantiate, scalar_program
 
 
 def storage_shape(shape) -> tuple:
@@ -170,3 +171,36 @@ def _affine_mod(table: np.ndarray):
     if n > 1 and np.array_equal(table, (a % m * i + b) % m):
         return a % m, b, m
     return None
+
+
+# -- CPU module text ------------------------------------------------------------------------
+
+def params_of(graph: Graph) -> str:
+    return ", ".join(f"a{k}" for k in range(len(graph.args)))
+
+
+def signature_of(graph: Graph) -> str:
+    """The kernel's argument types, for the comment under its ``def``."""
+    return ", ".join(f"a{k}: {type_str(a)}" for k, a in enumerate(graph.args))
+
+
+def returning(names) -> str:
+    """The return statement of a kernel: always a tuple."""
+    return f"return ({', '.join(names)}{',' if len(names) == 1 else ''})"
+
+
+def njit_function(name: str, params: str, body, flags: str = "", comment: str = "") -> str:
+    """One ``@njit`` function (cached, numpy's error model; ``flags`` such as
+    ``", parallel=True"``) whose body is the unindented ``body`` lines."""
+    head = f"@njit(cache=True, error_model='numpy'{flags})\ndef {name}({params}):\n"
+    if comment:
+        head += f"    # {comment}\n"
+    return head + "\n".join("    " + line for line in body) + "\n"
+
+
+def cpu_module(header: str, helpers, consts, functions) -> str:
+    """A generated module: header comment, imports, the helper functions and constants the
+    code uses, then ``functions`` (sources, in order)."""
+    parts = [header, "import math\n\nimport numpy as np\nfrom numba import njit, prange\n",
+             *[HELPERS[h] for h in sorted(helpers)], *[c + "\n" for c in consts], *functions]
+    return "\n".join(p for p in parts if p)

@@ -14,12 +14,12 @@ import functools
 import numpy as np
 import sympy as sp
 
-from ..ir import Graph, Node, arg, rebuild, toposort, type_str
+from ..ir import Graph, Node, arg, rebuild, toposort
 from ..ops import lookup
 from ..ops.elementwise import X
 from ..ops.linalg import einsum_terms
-from .emitter import Emitter
-from .printer import HELPERS, KernelPrinter, TooLarge
+from .emitter import Emitter, cpu_module, njit_function, params_of, returning, signature_of
+from .printer import KernelPrinter, TooLarge
 from .unrolled import MAX_UNROLLED_OPS, MAX_UNROLLED_OPS_ONCE, unrolled_lines
 
 MAX_SCALAR_WORK = 3000  # element operations in the graph (evaluation cost in sympy)
@@ -234,20 +234,10 @@ def generate_scalar(graph: Graph, header: str = "", unroll: bool = False) -> str
     alloc = "np.empty" if unroll else "np.zeros"
     lines = [f"o{k} = {_zeros(o).replace('np.zeros', alloc)}"
              for k, o in enumerate(graph.outputs)] + lines
-    outs = ", ".join(f"o{k}" for k in range(len(graph.outputs)))
-    lines.append(f"return ({outs}{',' if len(graph.outputs) == 1 else ''})")
-    params = ", ".join(f"a{k}" for k in range(len(graph.args)))
-    signature = ", ".join(f"a{k}: {type_str(a)}" for k, a in enumerate(graph.args))
+    lines.append(returning([f"o{k}" for k in range(len(graph.outputs))]))
     kind = "unrolled" if unroll else "straight-line"
-    parts = [
-        header,
-        "import math\n\nimport numpy as np\nfrom numba import njit\n",
-        *[HELPERS[h] for h in sorted(helpers)],
-        f"@njit(cache=True, error_model='numpy')\ndef {graph.name}({params}):\n"
-        f"    # {signature}  ({kind} code)\n"
-        + "\n".join("    " + line for line in lines) + "\n",
-    ]
-    return "\n".join(p for p in parts if p)
+    return cpu_module(header, helpers, (), [njit_function(
+        graph.name, params_of(graph), lines, comment=f"{signature_of(graph)}  ({kind} code)")])
 
 
 def one_example(graph: Graph, batched: set, hoisted=()) -> Graph:
@@ -343,30 +333,18 @@ def generate_per_example(graph: Graph, B: int, batched: set, parallel: bool,
         write_zeros=every_entry, max_ops=MAX_UNROLLED_OPS if parallel else MAX_UNROLLED_OPS_ONCE)
     if not every_entry:
         lines = [f"o{k}[b] = 0" for k in range(len(graph.outputs))] + lines
-    params = ", ".join(f"a{k}" for k in range(len(graph.args)))
-    example_params = ", ".join(names)
-    outs = ", ".join(f"o{k}" for k in range(len(graph.outputs)))
-    signature = ", ".join(f"a{k}: {type_str(a)}" for k, a in enumerate(graph.args))
-    loop = "prange" if parallel else "range"
-    flag = ", parallel=True" if parallel else ""
+    outs = [f"o{k}" for k in range(len(graph.outputs))]
+    example_params = ", ".join(["b"] + names + outs)
     body = [line[4:] for line in em.prelude]
     body += [f"o{k} = {_zeros(o, B).replace('np.zeros', 'np.empty')}"
              for k, o in enumerate(graph.outputs)]
-    body += [f"for b in {loop}({B}):", f"    {graph.name}_example(b, {example_params}, {outs})"]
-    body.append(f"return ({outs}{',' if len(graph.outputs) == 1 else ''})")
+    body += [f"for b in {'prange' if parallel else 'range'}({B}):",
+             f"    {graph.name}_example({example_params})", returning(outs)]
     kind = "unrolled" if unroll else "straight-line"
-    parts = [
-        header,
-        "import math\n\nimport numpy as np\nfrom numba import njit, prange\n",
-        *[HELPERS[h] for h in sorted(set(helpers) | em.helpers)],
-        *[c + "\n" for c in em.consts],
+    return cpu_module(header, set(helpers) | em.helpers, em.consts, [
         # a plain call, not numba's inline='always': numba's parfor passes are slow on large
         # loop bodies (LLVM still inlines it)
-        f"@njit(cache=True, error_model='numpy')\n"
-        f"def {graph.name}_example(b, {example_params}, {outs}):\n"
-        + "\n".join("    " + line for line in lines) + "\n",
-        f"@njit(cache=True, error_model='numpy'{flag})\ndef {graph.name}({params}):\n"
-        f"    # {signature}  ({kind} code per example)\n"
-        + "\n".join("    " + line for line in body) + "\n",
-    ]
-    return "\n".join(p for p in parts if p)
+        njit_function(f"{graph.name}_example", example_params, lines),
+        njit_function(graph.name, params_of(graph), body,
+                      ", parallel=True" if parallel else "",
+                      f"{signature_of(graph)}  ({kind} code per example)")])
