@@ -145,6 +145,17 @@ def _getter(obj, fn):
     return lambda: value_of(obj)  # held elsewhere: in-place changes are still seen
 
 
+def _c_strides(shape, itemsize) -> tuple:
+    """The strides numpy gives a new C-contiguous array of ``shape`` (all 0 when it is empty)."""
+    if 0 in shape:
+        return (0,) * len(shape)
+    strides, step = [], itemsize
+    for n in reversed(shape):
+        strides.append(step)
+        step *= n
+    return tuple(reversed(strides))
+
+
 def _fast_path(entry):
     """For the common call, only C-contiguous arrays of the traced shapes and dtypes (arguments
     and the current values of captured arrays): a function that checks that and calls the numba
@@ -158,7 +169,7 @@ def _fast_path(entry):
     fn, layout = entry.kernel.fn, entry.layout
     # C-contiguous is checked as "the strides of a C array of this shape" (a.flags builds an
     # object); a dtype that is not the very same object takes the general path, which is right
-    specs = [(a.shape, a.dtype, np.empty(a.shape, a.dtype).strides) for a in graph.args]
+    specs = [(a.shape, a.dtype, _c_strides(a.shape, a.dtype.itemsize)) for a in graph.args]
     n = len(specs) - len(entry.externals)
     ndarray = np.ndarray
     if n == 1 and not entry.externals:  # the most common case, spelled out: ~0.3 µs
