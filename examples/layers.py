@@ -12,8 +12,9 @@ class Dense:
     def __init__(self, n_in, units, activation=None, rng=None, dtype=np.float64):
         rng = np.random.default_rng(0) if rng is None else rng
         limit = np.sqrt(6.0 / (n_in + units))
-        self.kernel = st.Variable(rng.uniform(-limit, limit, (n_in, units)).astype(dtype))
-        self.bias = st.Variable(rng.uniform(-0.1, 0.1, (units,)).astype(dtype))
+        self.kernel = st.Variable(rng.uniform(-limit, limit, (n_in, units)).astype(dtype),
+                                  name="kernel")
+        self.bias = st.Variable(rng.uniform(-0.1, 0.1, (units,)).astype(dtype), name="bias")
         self.activation = activation
 
     @property
@@ -30,8 +31,8 @@ class BatchNormalization:
 
     def __init__(self, units, epsilon=1e-3, dtype=np.float64):
         self.epsilon = epsilon
-        self.gamma = st.Variable(np.ones(units, dtype=dtype))
-        self.beta = st.Variable(np.zeros(units, dtype=dtype))
+        self.gamma = st.Variable(np.ones(units, dtype=dtype), name="gamma")
+        self.beta = st.Variable(np.zeros(units, dtype=dtype), name="beta")
 
     def __call__(self, h, training=True):
         mu = np.mean(h, axis=0)
