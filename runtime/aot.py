@@ -59,6 +59,7 @@ import numpy as np
 
 from .compiler.batching import mixing_op
 from .compiler.codegen.cpu import generate
+from .compiler.codegen.module import set_llvm_options
 
 __all__ = ["AOTFallbackWarning", "Module", "Spec"]
 
@@ -628,6 +629,7 @@ def _build_native(module: Module, pkg: str) -> str:
     from numba import from_dtype
     from numba import types as nbt
 
+    set_llvm_options()
     build = tempfile.mkdtemp(prefix="symtape-aot-")
     try:
         exports = []

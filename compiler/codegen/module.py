@@ -22,6 +22,13 @@ MODULE_FILE = re.compile(rf"^{STEM}_[0-9a-f]{{24}}\.py$")
 NUMBA_FILE = re.compile(rf"^{STEM}_[0-9a-f]{{24}}\.")
 TEMP_PREFIX = f".{STEM}_tmp_"
 
+# LLVM's loop vectorizer gives up on a loop whose run-time checks need more than 16 assumptions
+# (that index arithmetic does not wrap around); a per-example loop makes one for each array
+# element it reads or writes (at b * row + entry). Raised for the process when the first module
+# loads: the checks guard at run time, so this changes speed, never results.
+LLVM_OPTIONS = ("-vectorize-scev-check-threshold=256",)
+_llvm_options_set = False
+
 
 def source_hash(source: str) -> str:
     return hashlib.sha256(source.encode()).hexdigest()[:24]
@@ -61,8 +68,20 @@ def write_module(source: str, directory: str) -> str:
     return path
 
 
+def set_llvm_options() -> None:
+    """Set ``LLVM_OPTIONS`` (once per process), before numba compiles generated code."""
+    global _llvm_options_set
+    if not _llvm_options_set:
+        import llvmlite.binding
+
+        for option in LLVM_OPTIONS:
+            llvmlite.binding.set_option("symtape", option)
+        _llvm_options_set = True
+
+
 def load_module(path: str, source: str):
     """Execute ``source`` as the module of file ``path``, under a unique name (once per process)."""
+    set_llvm_options()
     name = "symtape_generated." + os.path.splitext(os.path.basename(path))[0]
     module = sys.modules.get(name)
     if module is not None and getattr(module, "__file__", None) == path:

@@ -14,6 +14,8 @@ import re
 import sympy as sp
 from sympy.printing.pycode import PythonCodePrinter
 
+from . import vmath
+
 # Helper functions some expressions need, as numba source. Numerically stable forms.
 HELPERS = {
     "_sigmoid": (
@@ -42,6 +44,7 @@ HELPERS["_user_function"] = (
     "        obj = getattr(obj, part)\n"
     "    return obj if hasattr(obj, 'py_func') else njit(cache=True)(obj)\n"
 )
+HELPERS.update(vmath.HELPERS)  # vectorisable math for loops over examples
 
 
 class TooLarge(Exception):

@@ -10,6 +10,7 @@ statement, so this is used only while the program stays short (see ``MAX_STATEME
 from __future__ import annotations
 
 import functools
+import re
 
 import numpy as np
 import sympy as sp
@@ -21,11 +22,14 @@ from ..ops.linalg import einsum_terms
 from .emitter import Emitter, cpu_module, njit_function, params_of, returning, signature_of
 from .printer import KernelPrinter, TooLarge
 from .unrolled import MAX_UNROLLED_OPS, MAX_UNROLLED_OPS_ONCE, unrolled_lines
+from .vmath import out_of_range, uses_vector_math, vectorize
 
 MAX_SCALAR_WORK = 3000  # element operations in the graph (evaluation cost in sympy)
 MAX_UNROLLED_WORK = 20000  # the same, for unrolled code (no sympy: Python-speed evaluation)
 MAX_STATEMENTS = 400  # after CSE (numba compile time)
 EXPLICIT_ZEROS = 64  # per-example outputs up to this size write their zeros one by one
+EXAMPLES_PER_CALL = 256  # a parallel batch is split into calls of this many examples
+VECTOR_MATH_MIN_BATCH = 64  # vectorisable exp, sin, ... (vmath) from this many examples on
 MAX_TREE_SIZE = 1000  # nodes of one element's expression tree, shared subtrees counted again
 MAX_TOTAL_TREE_SIZE = 50000  # the same, summed over a node's elements
 
@@ -302,6 +306,26 @@ def batch_invariant(graph: Graph, batched: set) -> list:
     return list(hoisted.values())
 
 
+_NAME = re.compile(r"[A-Za-z_]\w*")
+
+
+def _split_invariant(lines, varying):
+    """Statements that read nothing of ``varying`` (names: the example index, batched arrays)
+    nor of a local computed from them, apart from the rest: the first run once per call, before
+    the loop over examples. LLVM cannot hoist a read of a weight array itself (it might alias
+    the output), and in the loop such a read also keeps the loop from vectorising."""
+    varying, once, each = set(varying), [], []
+    for line in lines:
+        target, _, value = line.partition(" = ")
+        if target.isidentifier() and not varying & set(_NAME.findall(value)):
+            once.append(line)
+        else:
+            each.append(line)
+            if target.isidentifier():
+                varying.add(target)
+    return once, each
+
+
 def generate_per_example(graph: Graph, B: int, batched: set, parallel: bool,
                          header: str = "", unroll: bool = False, blas: bool = True) -> str:
     """Straight-line (or unrolled) code for one example, run for each of the B examples (in
@@ -319,9 +343,31 @@ def generate_per_example(graph: Graph, B: int, batched: set, parallel: bool,
     names = [f"a{k}" for k in range(len(graph.args))] + [em.name(h) for h in hoisted]
     batched_args = [id(a) in batched for a in graph.args] + [False] * len(hoisted)
     single = one_example(graph, batched, hoisted)
+    outs = [f"o{k}" for k in range(len(graph.outputs))]
+
+    batched_names = [n for n, f in zip(names, batched_args) if f] + outs
+    rows = {n: int(np.prod(a.shape[1:], dtype=np.int64))
+            for n, a in zip(names + outs, list(single.args) + list(single.outputs))}
+    # Where the examples call exp, sin, ... the loop over them is made vectorisable: the math
+    # functions by vmath, and batched arrays read and written flat, at unsigned offsets
+    # (b * row + entry), which LLVM sees as constant strides (strides read off an array make it
+    # assume stride 1 and run the scalar loop). Elsewhere the scalar loop is faster: LLVM's
+    # vector code then scatters rows of a few entries.
+    vector = B >= VECTOR_MATH_MIN_BATCH and uses_vector_math(single)
+    consts = {}
+
+    def unsigned(n):
+        return consts.setdefault(n, f"u{n}")
+
+    def element(name, shape, idx):
+        if not vector:
+            return f"{name}[{_index_text(('b',) + tuple(idx[1:]))}]"
+        entry = int(np.ravel_multi_index(idx[1:], shape[1:])) if len(shape) > 1 else 0
+        return f"{name}[p{name}{' + ' + unsigned(entry) if entry else ''}]"
 
     def read(k, idx):
-        idx = ("b",) + tuple(idx[1:]) if batched_args[k] else idx
+        if batched_args[k]:
+            return element(names[k], single.args[k].shape, idx)
         return f"{names[k]}[{_index_text(idx)}]"
 
     # small rows are written entry by entry, zeros included (as by hand); larger ones are
@@ -329,22 +375,47 @@ def generate_per_example(graph: Graph, B: int, batched: set, parallel: bool,
     # output twice)
     every_entry = unroll or sum(o.size for o in single.outputs) <= EXPLICIT_ZEROS
     lines, helpers = _program(
-        single, read, lambda k, idx: f"o{k}[{_index_text(('b',) + tuple(idx[1:]))}]", unroll,
+        single, read, lambda k, idx: element(outs[k], single.outputs[k].shape, idx), unroll,
         write_zeros=every_entry, max_ops=MAX_UNROLLED_OPS if parallel else MAX_UNROLLED_OPS_ONCE)
     if not every_entry:
-        lines = [f"o{k}[b] = 0" for k in range(len(graph.outputs))] + lines
-    outs = [f"o{k}" for k in range(len(graph.outputs))]
-    example_params = ", ".join(["b"] + names + outs)
+        lines = [f"{o}[p{o}:p{o} + {unsigned(rows[o])}] = 0" if vector else f"{o}[b] = 0"
+                 for o in outs] + lines
+    trig_args = ()
+    if vector:
+        lines = [f"p{n} = b * {unsigned(rows[n])}" for n in batched_names] + lines
+        fast, vm_helpers, trig_args = vectorize(lines)
+        helpers = set(helpers) | vm_helpers
+    else:
+        fast = lines
+    once, each = _split_invariant(fast, {"b"} | set(batched_names))
+    # an unsigned index: numba then adds no negative-index check, which LLVM cannot see through
+    loop = "for b in range(np.uint64(lo), np.uint64(hi)):"
+    examples = [f"{u} = np.uint64({n})" for n, u in consts.items()] + once
+    examples += (["beyond = 0"] if trig_args else []) + [loop] + ["    " + x for x in each]
+    if trig_args:
+        # fast sin/cos cover |x| <= 1e6: beyond, these examples are computed again with libm's
+        examples += [f"    beyond += {out_of_range(trig_args)}", "if beyond:", "    " + loop]
+        examples += ["        " + x for x in lines]
+
     body = [line[4:] for line in em.prelude]
     body += [f"o{k} = {_zeros(o, B).replace('np.zeros', 'np.empty')}"
              for k, o in enumerate(graph.outputs)]
-    body += [f"for b in {'prange' if parallel else 'range'}({B}):",
-             f"    {graph.name}_example({example_params})", returning(outs)]
+    if vector:  # flat views (no copy: the arrays are C-contiguous)
+        body += [f"{n}f = np.ascontiguousarray({n}).reshape(-1)" for n in batched_names]
+    args = ", ".join(f"{n}f" if vector and n in batched_names else n for n in names + outs)
+    if parallel:
+        lo = f"c * {EXAMPLES_PER_CALL}"
+        body += [f"for c in prange({-(-B // EXAMPLES_PER_CALL)}):",
+                 f"    {graph.name}_examples({lo}, min({lo} + {EXAMPLES_PER_CALL}, {B}), {args})"]
+    else:
+        body.append(f"{graph.name}_examples(0, {B}, {args})")
+    body.append(returning(outs))
     kind = "unrolled" if unroll else "straight-line"
     return cpu_module(header, set(helpers) | em.helpers, em.consts, [
         # a plain call, not numba's inline='always': numba's parfor passes are slow on large
-        # loop bodies (LLVM still inlines it)
-        njit_function(f"{graph.name}_example", example_params, lines),
+        # loop bodies
+        njit_function(f"{graph.name}_examples", ", ".join(["lo", "hi"] + names + outs),
+                      examples),
         njit_function(graph.name, params_of(graph), body,
                       ", parallel=True" if parallel else "",
                       f"{signature_of(graph)}  ({kind} code per example)")])
