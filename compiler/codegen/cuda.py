@@ -66,6 +66,7 @@ class CudaEmitter(Emitter):
 
     blas = False  # no np.dot in kernels: products are loop nests
     prange = False  # the serial kernel is one thread
+    vector_math = False  # CUDA's own exp, tanh, ... are the fast ones there
 
     def __init__(self):
         super().__init__()

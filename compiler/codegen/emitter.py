@@ -15,6 +15,7 @@ import numpy as np
 
 from ..ir import Graph, Node, type_str
 from .printer import HELPERS, instantiate, scalar_program
+from .vmath import vectorize
 
 
 def storage_shape(shape) -> tuple:
@@ -35,6 +36,7 @@ class Emitter:
 
     blas = True  # large matrix products may call np.dot (numba's BLAS binding, from scipy)
     prange = True  # large loops outside the batch section may be parallel (see parallel_used)
+    vector_math = True  # exp, expm1, tanh from vmath: loops over them vectorise
 
     def __init__(self, blas: bool = True):
         if not blas:  # ahead-of-time modules run without scipy
@@ -152,6 +154,11 @@ class Emitter:
         assigns, result, helpers = scalar_program(expr)
         self.helpers |= helpers
         lines, result = instantiate(assigns, result, args, lambda: self.fresh("s"))
+        if self.vector_math:  # sin/cos are not: their fast range needs a fallback loop
+            lines, vm_helpers, _ = vectorize(lines + [f"_ = {result}"], trig=False,
+                                             fresh=lambda: self.fresh("vm"))
+            lines, result = lines[:-1], lines[-1][len("_ = "):]
+            self.helpers |= vm_helpers
         for line in lines:
             self.line(line)
         return result

@@ -26,12 +26,11 @@ TRIG_FAST_LIMIT = 1e6  # |k| < 2**20 multiples of pi/2: k * PIO2_1 is exact
 
 def _f64_from_bits(typingctx, bits):
     """The float64 whose bit pattern is the int64 ``bits`` (a numba intrinsic)."""
-    import llvmlite.ir
     from numba.core import types
     sig = types.float64(types.int64)
 
     def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], llvmlite.ir.DoubleType())
+        return builder.bitcast(args[0], context.get_value_type(signature.return_type))
     return sig, codegen
 
 
@@ -126,6 +125,7 @@ def uses_vector_math(graph) -> bool:
 
 
 _CALL = re.compile(r"\bmath\.(exp|expm1|tanh|sin|cos)\(")
+_CALL_NO_TRIG = re.compile(r"\bmath\.(exp|expm1|tanh)\(")
 
 
 def _closing(text: str, start: int) -> int:
@@ -138,18 +138,24 @@ def _closing(text: str, start: int) -> int:
     raise ValueError(f"unbalanced parentheses in generated code: {text!r}")
 
 
-def vectorize(lines):
-    """``lines`` with libm's exp, expm1, tanh, sin and cos replaced by the functions above,
-    each call computed into a local of its own before its statement: a call in a branch of a
-    conditional expression (elu, relu') would keep the loop from vectorising, a select between
-    two computed values does not. Returns (lines, helpers, trig_args): the sin/cos arguments'
-    texts, which the caller must check against ``TRIG_FAST_LIMIT``."""
+def vectorize(lines, trig: bool = True, fresh=None):
+    """``lines`` with libm's exp, expm1, tanh (and, with ``trig``, sin and cos) replaced by the
+    functions above, each call computed into a local of its own (named by ``fresh()``) before its
+    statement: a call in a branch of a conditional expression (elu, relu') would keep the loop
+    from vectorising, a select between two computed values does not. Returns (lines, helpers,
+    trig_args): the sin/cos arguments' texts, which the caller must check against
+    ``TRIG_FAST_LIMIT``."""
     helpers, trig_args, out = set(), [], []
-    count = iter(range(1, 1 << 62))
+    if fresh is None:
+        count = iter(range(1, 1 << 62))
+
+        def fresh():
+            return f"vm{next(count)}"
+    calls = _CALL if trig else _CALL_NO_TRIG
 
     def rewrite(text):
         parts, i = [], 0
-        for m in _CALL.finditer(text):
+        for m in calls.finditer(text):
             if m.start() < i:  # inside an argument already rewritten
                 continue
             end = _closing(text, m.end())
@@ -159,7 +165,7 @@ def vectorize(lines):
             if m.group(1) in ("sin", "cos"):
                 trig_args.append(arg)
                 arg += ", 0" if m.group(1) == "sin" else ", 1"
-            local = f"vm{next(count)}"
+            local = fresh()
             out.append(f"{local} = {name}({arg})")
             parts += [text[i:m.start()], local]
             i = end + 1
