@@ -18,6 +18,9 @@ from .printer import HELPERS, instantiate, scalar_program
 from .vmath import vectorize
 
 
+VECTOR_MATH_MIN_ITERATIONS = 1024  # loops this long call vmath's exp, expm1, tanh
+
+
 def storage_shape(shape) -> tuple:
     return tuple(shape) if shape else (1,)
 
@@ -50,6 +53,7 @@ class Emitter:
         self.batch_size = None
         self.parallel_used = False  # a rule wrote a prange loop: the kernel is parallel
         self._depth = 1
+        self._iterations = 1  # of the loops open now
         self._counter = 0
 
     # naming
@@ -122,6 +126,8 @@ class Emitter:
         shape = list(shape)
         idx = []
         top = self._depth == 1
+        iterations = self._iterations
+        self._iterations *= int(np.prod(shape, dtype=np.int64))
         if self.batched and top:
             assert shape and shape[0] == self.batch_size, "batched loop must start at the batch"
             idx.append("b")
@@ -137,6 +143,7 @@ class Emitter:
             yield idx
         finally:
             self._depth -= opened
+            self._iterations = iterations
 
     # expressions
     def at(self, node: Node, idx) -> str:
@@ -154,7 +161,9 @@ class Emitter:
         assigns, result, helpers = scalar_program(expr)
         self.helpers |= helpers
         lines, result = instantiate(assigns, result, args, lambda: self.fresh("s"))
-        if self.vector_math:  # sin/cos are not: their fast range needs a fallback loop
+        # sin/cos are not: their fast range needs a fallback loop. Short loops keep libm's (the
+        # helpers cost compile time that a few elements do not win back)
+        if self.vector_math and self._iterations >= VECTOR_MATH_MIN_ITERATIONS:
             lines, vm_helpers, _ = vectorize(lines + [f"_ = {result}"], trig=False,
                                              fresh=lambda: self.fresh("vm"))
             lines, result = lines[:-1], lines[-1][len("_ = "):]

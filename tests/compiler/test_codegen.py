@@ -214,7 +214,7 @@ def test_derivative_reads_the_function_value_it_restates():
     x = rng.normal(size=80)
     f = st.jacobian(lambda v: np.tanh(V @ np.tanh(W @ v)))
     got = f(x)
-    assert f.source.count(" = _vtanh(") == 2
+    assert f.source.count("math.tanh(") == 2
     h = np.tanh(W @ x)
     expected = (1 - np.tanh(V @ h) ** 2)[:, None] * (V @ ((1 - h ** 2)[:, None] * W))
     np.testing.assert_allclose(got, expected, rtol=1e-12)
