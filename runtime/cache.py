@@ -204,7 +204,7 @@ class Kernel:
             outs = self._first_call(prepped)
         else:
             outs = self.fn(*prepped)
-            if len(self.fn.signatures) != self._compiled:  # e.g. a read-only input: new entry
+            if len(self.fn.overloads) != self._compiled:  # e.g. a read-only input: new entry
                 self._note_entries()
         outs = list(outs)
         for k in self._scalar_outs:
@@ -233,7 +233,7 @@ class Kernel:
 
     def _note_entries(self):
         """Record our checksum of numba's files when numba has written to them (compiled)."""
-        self._compiled = len(self.fn.signatures)
+        self._compiled = len(self.fn.overloads)
         if self.path is not None and sum(self.fn.stats.cache_misses.values()):
             _record(self.fn, self.path)
 

@@ -216,11 +216,15 @@ def concatenate(arrays, axis=0, **unused):
 
 def stack(arrays, axis=0, **unused):
     arrays = [_t(a) for a in arrays]
-    if axis == 0 and len({a.shape for a in arrays}) == 1:  # the common case, quickly
-        shape = (1,) + arrays[0].shape
-        return apply("concatenate", *[apply("reshape", a, shape=shape) for a in arrays], axis=0)
+    if not arrays:
+        raise ValueError("need at least one array to stack")
+    if len({a.shape for a in arrays}) != 1:
+        raise ValueError(f"all input arrays must have the same shape, got "
+                         f"{[a.shape for a in arrays]}")
     nd = arrays[0].ndim + 1
-    return concatenate([expand_dims(a, int(axis) % nd) for a in arrays], axis=int(axis) % nd)
+    if not -nd <= axis < nd:
+        raise np.exceptions.AxisError(axis, nd)
+    return apply("stack", *arrays, axis=int(axis) % nd)
 
 
 def roll(x, shift, axis=None):
@@ -236,14 +240,22 @@ def roll(x, shift, axis=None):
     return concatenate([x[head + (slice(n - s, None),)], x[head + (slice(0, n - s),)]], axis)
 
 
+_INT_INDEX_SPECS: dict = {}  # (shape, k) -> the index spec of x[k]
+
+
 def getitem(x: Tensor, key):
     """Basic indexing (ints, slices, None, ...) plus at most one integer-array index."""
-    if type(key) is int and x.ndim:  # x[k]: the common case, quickly
-        n = x.shape[0]
-        if not -n <= key < n:
-            raise IndexError(f"index {key} is out of bounds for axis 0 with size {n}")
-        return apply("index", x, spec=(("i", key % n),) + tuple(("r", 0, 1, m)
-                                                                for m in x.shape[1:]))
+    if type(key) is int:  # x[k]: the common case, quickly (its index spec is cached)
+        spec = _INT_INDEX_SPECS.get((x.shape, key))
+        if spec is None and x.ndim:
+            n = x.shape[0]
+            if not -n <= key < n:
+                raise IndexError(f"index {key} is out of bounds for axis 0 with size {n}")
+            spec = (("i", key % n),) + tuple(("r", 0, 1, m) for m in x.shape[1:])
+            if len(_INT_INDEX_SPECS) < 4096:
+                _INT_INDEX_SPECS[(x.shape, key)] = spec
+        if spec is not None:
+            return apply("index", x, spec=spec)
     key = key if isinstance(key, tuple) else (key,)
     if any(isinstance(k, (Tensor, np.ndarray)) and np.asarray(k).dtype == bool for k in key):
         raise TypeError("boolean-mask indexing of a symtape Tensor is not supported (its shape "

@@ -194,7 +194,8 @@ class GradientTape:
         return tuple(v for v in self._watched.values() if isinstance(v, Variable))
 
     def _record_op(self, inputs, out) -> bool:
-        """Called for every op: track ``out`` if this tape is recording and tracks an input."""
+        """Called for every op (``inputs``: Tensors, arrays, Python scalars): track ``out`` if
+        this tape is recording and tracks an input."""
         if not self._recording:
             return False
         tracked = self._tracked
@@ -203,7 +204,7 @@ class GradientTape:
                 if isinstance(x, Variable) and x.trainable and id(x) not in tracked:
                     self._watch(x)
         for x in inputs:
-            if id(x) in tracked:
+            if id(x) in tracked:  # only Tensors are tracked (an array's id is never there)
                 tracked[id(out)] = out
                 return True
         return False
@@ -393,7 +394,10 @@ def _walk(tracked, roots, sources):
     """The structure of what ``roots`` were computed from, as GraphBuilder will see it: a list of
     parts (one per argument or record, inputs referring to earlier parts by position), the
     argument objects in GraphBuilder's order (sources first), and each tensor's part index.
-    (This runs on every tape gradient: it is written for speed.)"""
+    (This runs on every tape gradient: it is written for speed.)
+
+    ``tracked`` keeps the order in which the tape met its tensors, and a recorded tensor comes
+    after its inputs: one pass backwards finds what the roots need, one forwards lists it."""
     refs, objects, parts = {}, [], []
     cacheable = True
     for s in sources:
@@ -401,36 +405,36 @@ def _walk(tracked, roots, sources):
             refs[id(s)] = len(parts)
             parts.append(("arg", s.shape, s.dtype))
             objects.append(s)
-    push, pop = list.append, list.pop
-    for root in roots:
-        stack = [root]
-        while stack:
-            t = stack[-1]
-            tid = id(t)
-            if tid in refs:
-                pop(stack)
+    need = {id(r) for r in roots}
+    for tid, t in reversed(tracked.items()):
+        if tid in need and t._rec is not None:
+            need.update([id(x) for x in t._rec.inputs])
+    for tid, t in tracked.items():
+        rec = t._rec
+        if tid not in need or tid in refs or rec is None:
+            continue
+        inputs = []
+        for x in rec.inputs:
+            if isinstance(x, SCALARS):
+                inputs.append((type(x), x))
                 continue
-            rec = t._rec if tid in tracked else None  # tracked holds Tensors only
-            if rec is None:
-                v = t._value if isinstance(t, Tensor) else np.asarray(t)
-                refs[tid] = len(parts)
+            ref = refs.get(id(x))
+            if ref is None:  # a leaf: an untracked Tensor or an array
+                v = x._value if isinstance(x, Tensor) else np.asarray(x)
+                ref = refs[id(x)] = len(parts)
                 parts.append(("arg", v.shape, v.dtype))
-                objects.append(t)
-                pop(stack)
-                continue
-            pending = False
-            for x in rec.inputs:
-                if id(x) not in refs and not isinstance(x, SCALARS):
-                    push(stack, x)
-                    pending = True
-            if pending:
-                continue
-            pop(stack)
-            if rec.prim == "custom_gradient":
-                cacheable = False
-            refs[tid] = len(parts)
-            parts.append((rec.prim, rec.params, tuple([
-                (type(x), x) if isinstance(x, SCALARS) else refs[id(x)] for x in rec.inputs])))
+                objects.append(x)
+            inputs.append(ref)
+        if rec.prim == "custom_gradient":
+            cacheable = False
+        refs[tid] = len(parts)
+        parts.append((rec.prim, rec.params, tuple(inputs)))
+    for r in roots:  # a root the tape did not compute (watched, or a weight) is an argument
+        if id(r) not in refs:
+            v = r._value if isinstance(r, Tensor) else np.asarray(r)
+            refs[id(r)] = len(parts)
+            parts.append(("arg", v.shape, v.dtype))
+            objects.append(r)
     return parts, objects, refs, cacheable
 
 

@@ -388,6 +388,23 @@ register(Primitive(
 ))
 
 
+# -- stack: one record on a tape (an eager op costs microseconds); in the IR, reshape + concatenate
+
+def stack(xs, axis: int) -> Node:
+    xs = tuple(xs)
+    shape = xs[0].shape[:axis] + (1,) + xs[0].shape[axis:]
+    return concatenate([reshape(x, shape) for x in xs], axis)
+
+
+register(Primitive(
+    "stack", "structural", param_names=("axis",),
+    impl=lambda *xs, axis: np.stack(xs, axis=axis),
+    build=lambda *xs, axis: stack(xs, axis),
+    doc="join arrays of one shape along a new axis (built as reshape + concatenate: the IR "
+        "has no stack node, so it needs no rules of its own)",
+))
+
+
 # -- diagonal embed / extract: the materialized form of structured (diagonal) Jacobians ---------
 
 def diag_embed(x: Node, lead: int, k: int, trail: int) -> Node:

@@ -125,6 +125,7 @@ PRIMITIVE_CASES = [
     Case("take", [uniform(-1, 1, (2, 4))], {"indices": (3, 0, 0, 2), "axis": 1},
          name="take_with_repeats"),
     Case("concatenate", [shape23(), uniform(-1, 1, (2, 1)), shape23()], {"axis": 1}),
+    Case("stack", [shape23(), shape23(), shape23()], {"axis": 1}),
     Case("reduce_sum", [uniform(-1, 1, (2, 3, 2))], {"axes": (0, 2), "keepdims": False}),
     Case("reduce_sum", [uniform(-1, 1, (2, 3))], {"axes": (1,), "keepdims": True},
          name="reduce_sum_keepdims"),
