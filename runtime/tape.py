@@ -41,6 +41,8 @@ class BatchMixingWarning(UserWarning):
 # -- nested structures (sources may be a tensor, a list/tuple or a dict, nested) -----------------
 
 def _flatten(structure):
+    if isinstance(structure, Tensor):  # the common case: one source
+        return [structure]
     if isinstance(structure, dict):
         return [leaf for k in structure for leaf in _flatten(structure[k])]
     if isinstance(structure, (list, tuple)):
@@ -49,6 +51,8 @@ def _flatten(structure):
 
 
 def _unflatten(structure, leaves):
+    if isinstance(structure, Tensor):
+        return leaves[0]
     it = iter(leaves)
 
     def build(s):
@@ -310,7 +314,8 @@ class GradientTape:
 
         The cache key is computed by one walk over the records (no IR, no differentiation), so a
         loop that records the same computation again only pays for the walk and the kernel."""
-        unconnected = UnconnectedGradients(unconnected)
+        if unconnected is not UnconnectedGradients.NONE:
+            unconnected = UnconnectedGradients(unconnected)
         live = self._usable_sources(sources)
         roots = [t for t in targets if isinstance(t, Tensor) and id(t) in self._tracked]
         roots += [w for w in weights if w is not None]
@@ -406,20 +411,23 @@ def _walk(tracked, roots, sources):
             parts.append(("arg", s.shape, s.dtype))
             objects.append(s)
     need = {id(r) for r in roots}
+    add = need.add
     for tid, t in reversed(tracked.items()):
         if tid in need and t._rec is not None:
-            need.update([id(x) for x in t._rec.inputs])
+            for x in t._rec.inputs:
+                add(id(x))
     for tid, t in tracked.items():
         rec = t._rec
         if tid not in need or tid in refs or rec is None:
             continue
         inputs = []
         for x in rec.inputs:
-            if isinstance(x, SCALARS):
-                inputs.append((type(x), x))
-                continue
             ref = refs.get(id(x))
-            if ref is None:  # a leaf: an untracked Tensor or an array
+            if ref is None:
+                if isinstance(x, SCALARS):  # a static constant: part of the structure
+                    inputs.append((type(x), x))
+                    continue
+                # a leaf: an untracked Tensor or an array
                 v = x._value if isinstance(x, Tensor) else np.asarray(x)
                 ref = refs[id(x)] = len(parts)
                 parts.append(("arg", v.shape, v.dtype))

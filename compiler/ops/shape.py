@@ -10,6 +10,8 @@ only in derivative graphs.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from ..ir import Node
@@ -165,7 +167,13 @@ def _as_slice(entry):
 
 
 def _index_impl(x, spec):
-    return np.asarray(x)[tuple(e[1] if e[0] == "i" else _as_slice(e) for e in spec)]
+    return np.asarray(x)[_numpy_index(spec)]
+
+
+@functools.lru_cache(maxsize=4096)
+def _numpy_index(spec):
+    """The numpy index of an index spec (cached: every eager x[k] on a tape runs this)."""
+    return tuple(e[1] if e[0] == "i" else _as_slice(e) for e in spec)
 
 
 def _source_index(spec, idx):
