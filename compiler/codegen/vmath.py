@@ -1,4 +1,4 @@
-"""Vectorisable exp, expm1, tanh, sin and cos for loops over many examples.
+"""Vectorisable exp, expm1, tanh, sigmoid, sin and cos for loops over many examples.
 
 numba calls libm for ``math.exp`` and friends: one scalar call per element, which keeps LLVM
 from vectorising a loop over examples (a batched Jacobian spends most of its time there). These
@@ -74,6 +74,14 @@ def _vtanh(x):
     return math.copysign(e / (e + 2.0), x)
 
 
+def _vsigmoid(x):
+    # 1 / (1 + exp(-x)) with e = exp(-|x|) <= 1, so nothing overflows (the printer's _sigmoid,
+    # without its branch)
+    e = _vexp(-abs(x))
+    r = 1.0 / (1.0 + e)
+    return r if x >= 0 else e * r
+
+
 def _vtrig(x, shift):
     # sin(x + shift * pi/2): sin for shift 0, cos for shift 1 (one function: numba types it once)
     # x = k*pi/2 + r, |r| <= pi/4 (pi/2 in four parts, the first three of 33 bits); then
@@ -101,6 +109,7 @@ _FUNCTIONS = {
     "exp": ("_vexp", ("_vexp", "_f64_from_bits")),
     "expm1": ("_vexpm1", ("_vexpm1", "_vexp", "_f64_from_bits")),
     "tanh": ("_vtanh", ("_vtanh", "_vexpm1", "_vexp", "_f64_from_bits")),
+    "_sigmoid": ("_vsigmoid", ("_vsigmoid", "_vexp", "_f64_from_bits")),
     "sin": ("_vtrig", ("_vtrig",)),
     "cos": ("_vtrig", ("_vtrig",)),
 }
@@ -114,18 +123,19 @@ HELPERS = {
     "_f64_from_bits": "from numba.extending import intrinsic\n\n\n"
                       + _helper_source(_f64_from_bits, "@intrinsic"),
     **{fn.__name__: _helper_source(fn, "@njit(cache=True)")
-       for fn in (_vexp, _vexpm1, _vtanh, _vtrig)},
+       for fn in (_vexp, _vexpm1, _vtanh, _vsigmoid, _vtrig)},
 }
 
 def uses_vector_math(graph) -> bool:
     """Whether some elementwise expression of ``graph`` calls a function defined here."""
+    names = {"exp", "expm1", "tanh", "sin", "cos", "sigmoid"}
     return any(node.prim == "ew" and any(
-        f.func.__name__ in _FUNCTIONS for f in node.params[0].atoms(sp.Function))
+        f.func.__name__ in names for f in node.params[0].atoms(sp.Function))
         for node in graph.nodes())
 
 
-_CALL = re.compile(r"\bmath\.(exp|expm1|tanh|sin|cos)\(")
-_CALL_NO_TRIG = re.compile(r"\bmath\.(exp|expm1|tanh)\(")
+_CALL = re.compile(r"\b(?:math\.(exp|expm1|tanh|sin|cos)|(_sigmoid))\(")
+_CALL_NO_TRIG = re.compile(r"\b(?:math\.(exp|expm1|tanh)|(_sigmoid))\(")
 
 
 def _closing(text: str, start: int) -> int:
@@ -160,11 +170,12 @@ def vectorize(lines, trig: bool = True, fresh=None):
                 continue
             end = _closing(text, m.end())
             arg = rewrite(text[m.end():end])
-            name, needs = _FUNCTIONS[m.group(1)]
+            function = m.group(1) or m.group(2)
+            name, needs = _FUNCTIONS[function]
             helpers.update(needs)
-            if m.group(1) in ("sin", "cos"):
+            if function in ("sin", "cos"):
                 trig_args.append(arg)
-                arg += ", 0" if m.group(1) == "sin" else ", 1"
+                arg += ", 0" if function == "sin" else ", 1"
             local = fresh()
             out.append(f"{local} = {name}({arg})")
             parts += [text[i:m.start()], local]

@@ -38,6 +38,8 @@ CASES = [
     ("exp", "_vexp", (), np.exp, [(-750, 715), (-1, 1)], 1),
     ("expm1", "_vexpm1", (), np.expm1, [(-40, 40), (-1, 1), (-1e-8, 1e-8)], 4),
     ("tanh", "_vtanh", (), np.tanh, [(-25, 25), (-1, 1), (-1e-8, 1e-8)], 4),
+    ("sigmoid", "_vsigmoid", (), lambda x: (1 / (1 + np.exp(-x.astype(np.longdouble))))
+     .astype(np.float64), [(-800, 800), (-5, 5)], 4),
     ("sin", "_vtrig", (0,), np.sin, [(-1e6, 1e6), (-7, 7)], 2),
     ("cos", "_vtrig", (1,), np.cos, [(-1e6, 1e6), (-7, 7)], 2),
 ]
