@@ -30,6 +30,7 @@ MAX_STATEMENTS = 400  # after CSE (numba compile time)
 EXPLICIT_ZEROS = 64  # per-example outputs up to this size write their zeros one by one
 EXAMPLES_PER_CALL = 256  # a parallel batch is split into calls of this many examples
 VECTOR_MATH_MIN_BATCH = 64  # vectorisable exp, sin, ... (vmath) from this many examples on
+MAX_UNROLLED_OPS_VECTOR = 3000  # unrolled operations per example, parallel and vectorised
 MAX_TREE_SIZE = 1000  # nodes of one element's expression tree, shared subtrees counted again
 MAX_TOTAL_TREE_SIZE = 50000  # the same, summed over a node's elements
 
@@ -374,9 +375,13 @@ def generate_per_example(graph: Graph, B: int, batched: set, parallel: bool,
     # zeroed here, in the same pass as the writes (a separate np.zeros pass writes the whole
     # output twice)
     every_entry = unroll or sum(o.size for o in single.outputs) <= EXPLICIT_ZEROS
+    # a vectorised loop is worth more compile time: it runs 10x faster than loop nests (which
+    # call libm per element); the others pay about 3 ms of numba typing per operation
+    max_ops = (MAX_UNROLLED_OPS_VECTOR if parallel and vector else
+               MAX_UNROLLED_OPS if parallel else MAX_UNROLLED_OPS_ONCE)
     lines, helpers = _program(
         single, read, lambda k, idx: element(outs[k], single.outputs[k].shape, idx), unroll,
-        write_zeros=every_entry, max_ops=MAX_UNROLLED_OPS if parallel else MAX_UNROLLED_OPS_ONCE)
+        write_zeros=every_entry, max_ops=max_ops)
     if not every_entry:
         lines = [f"{o}[p{o}:p{o} + {unsigned(rows[o])}] = 0" if vector else f"{o}[b] = 0"
                  for o in outs] + lines

@@ -116,3 +116,21 @@ def test_elu_network_batch_jacobian_uses_vector_math():
     want = np.where(z > 0, 1.0, np.exp(z))[:, :, None] * W.T[None]
     np.testing.assert_allclose(J, want, rtol=1e-14, atol=1e-15)
     assert "_vexp(" in f.source and "math.exp(" not in f.source
+
+
+def test_larger_vectorised_networks_are_unrolled_per_example():
+    """A 5-16-4 sigmoid network's per-example program is over the scalar budget
+    (MAX_UNROLLED_OPS) but within the vectorised one: unrolled per example, not loop nests."""
+    rng = np.random.default_rng(3)
+    W1, W2 = rng.normal(size=(5, 16)), rng.normal(size=(16, 4))
+    f = st.batch_jacobian(lambda x: st.nn.sigmoid(st.nn.sigmoid(x @ W1) @ W2))
+    X = rng.normal(size=(1000, 5))
+    J = f(X)
+    assert "(unrolled code per example)" in f.source and "_vsigmoid(" in f.source
+
+    def sigmoid(z):
+        return 1 / (1 + np.exp(-z))
+    h = sigmoid(X @ W1)
+    o = sigmoid(h @ W2)
+    want = (o * (1 - o))[:, :, None] * np.einsum("kj,bk,ik->bji", W2, h * (1 - h), W1)
+    np.testing.assert_allclose(J, want, rtol=1e-12, atol=1e-14)
