@@ -327,11 +327,26 @@ def _split_invariant(lines, varying):
     return once, each
 
 
+def _examples_loop(lines, fast, trig_args, varying):
+    """The loop over examples lo..hi: ``fast`` (``lines`` with vmath's functions), what does not
+    vary per example hoisted before it; where sin/cos were made fast, the examples of a call
+    with an argument beyond their range are computed again with ``lines`` (libm's)."""
+    once, each = _split_invariant(fast, varying)
+    # an unsigned index: numba then adds no negative-index check, which LLVM cannot see through
+    loop = "for b in range(np.uint64(lo), np.uint64(hi)):"
+    body = once + (["beyond = 0"] if trig_args else []) + [loop] + ["    " + x for x in each]
+    if trig_args:
+        body += [f"    beyond += {out_of_range(trig_args)}", "if beyond:", "    " + loop]
+        body += ["        " + x for x in lines]
+    return body
+
+
 def generate_per_example(graph: Graph, B: int, batched: set, parallel: bool,
                          header: str = "", unroll: bool = False, blas: bool = True) -> str:
     """Straight-line (or unrolled) code for one example, run for each of the B examples (in
-    parallel when ``parallel``): the form of a hand-written batched Jacobian kernel. Work that
-    is the same for every example comes first, as loop nests. Raises TooLarge."""
+    parallel when ``parallel``, in calls of ``EXAMPLES_PER_CALL``): the form of a hand-written
+    batched Jacobian kernel. Work that is the same for every example comes first, as loop
+    nests, or before the loop over examples. Raises TooLarge."""
     if any(id(o) not in batched for o in graph.outputs):
         raise TooLarge("an output is not per example")
     hoisted = batch_invariant(graph, batched)
@@ -386,21 +401,13 @@ def generate_per_example(graph: Graph, B: int, batched: set, parallel: bool,
         lines = [f"{o}[p{o}:p{o} + {unsigned(rows[o])}] = 0" if vector else f"{o}[b] = 0"
                  for o in outs] + lines
     trig_args = ()
+    fast = lines
     if vector:
         lines = [f"p{n} = b * {unsigned(rows[n])}" for n in batched_names] + lines
         fast, vm_helpers, trig_args = vectorize(lines)
         helpers = set(helpers) | vm_helpers
-    else:
-        fast = lines
-    once, each = _split_invariant(fast, {"b"} | set(batched_names))
-    # an unsigned index: numba then adds no negative-index check, which LLVM cannot see through
-    loop = "for b in range(np.uint64(lo), np.uint64(hi)):"
-    examples = [f"{u} = np.uint64({n})" for n, u in consts.items()] + once
-    examples += (["beyond = 0"] if trig_args else []) + [loop] + ["    " + x for x in each]
-    if trig_args:
-        # fast sin/cos cover |x| <= 1e6: beyond, these examples are computed again with libm's
-        examples += [f"    beyond += {out_of_range(trig_args)}", "if beyond:", "    " + loop]
-        examples += ["        " + x for x in lines]
+    examples = [f"{u} = np.uint64({n})" for n, u in consts.items()]
+    examples += _examples_loop(lines, fast, trig_args, {"b"} | set(batched_names))
 
     body = [line[4:] for line in em.prelude]
     body += [f"o{k} = {_zeros(o, B).replace('np.zeros', 'np.empty')}"
