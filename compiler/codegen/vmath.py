@@ -8,8 +8,10 @@ coefficients), branch-free, so the loop vectorises; they agree with libm to a fe
 ``vectorize(lines)`` rewrites generated statements to call them. sin and cos are right only
 for |x| <= ``TRIG_FAST_LIMIT`` (the reduction by pi/2 is exact below it): the code that calls
 them checks every argument and, where one is out of range or not finite, computes again with
-the original statements (libm), as ``generate_per_example`` does. The functions below are copied, as source, into the generated modules (``HELPERS``):
-ahead-of-time modules must not need symtape.
+the original statements (libm), as ``generate_per_example`` does.
+
+The functions below are source for the generated modules (``HELPERS``, numba-compiled there;
+ahead-of-time modules must not need symtape), not for calling from Python.
 """
 
 from __future__ import annotations
@@ -125,6 +127,7 @@ HELPERS = {
     **{fn.__name__: _helper_source(fn, "@njit(cache=True)")
        for fn in (_vexp, _vexpm1, _vtanh, _vsigmoid, _vtrig)},
 }
+
 
 def uses_vector_math(graph) -> bool:
     """Whether some elementwise expression of ``graph`` calls a function defined here."""
