@@ -222,8 +222,8 @@ def stack(arrays, axis=0, **unused):
         raise ValueError(f"all input arrays must have the same shape, got "
                          f"{[a.shape for a in arrays]}")
     nd = arrays[0].ndim + 1
-    if not -nd <= axis < nd:
-        raise np.exceptions.AxisError(axis, nd)
+    if not -nd <= axis < nd:  # numpy raises AxisError, an IndexError
+        raise IndexError(f"axis {axis} is out of bounds for the stacked result of dimension {nd}")
     return apply("stack", *arrays, axis=int(axis) % nd)
 
 

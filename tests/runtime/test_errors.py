@@ -220,3 +220,31 @@ def test_custom_gradient_grad_fn_with_python_control_flow_is_an_error():
         y = np.sum(branchy(x))
     with pytest.raises(st.TracerConversionError, match="np.where"):
         tape.gradient(y, x)
+
+
+# ---------------------------------------------------------------------------------------------
+# np.stack of Tensors (one tape record): numpy's errors
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("arrays, axis, error, words", [
+    ([np.ones(3), np.ones(2)], 0, ValueError, "same shape"),
+    ([np.ones(3), np.ones(3)], 2, IndexError, "out of bounds"),
+    ([], 0, ValueError, "at least one array"),
+])
+def test_stack_errors_say_what_was_wrong(arrays, axis, error, words):
+    tensors = [st.constant(a) for a in arrays]
+    with pytest.raises(error, match=words):
+        st.numpy_api.stack(tensors, axis=axis)  # what np.stack of Tensors runs
+
+
+def test_stack_records_one_op_and_differentiates_along_any_axis():
+    x = st.constant(np.array([0.5, 1.5, 2.5]))
+    with st.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        y = np.stack([x * x, np.sin(x)], axis=1)
+    assert y._rec.prim == "stack" and y.shape == (3, 2)
+    J = to_numpy(tape.jacobian(y, x))
+    expected = np.zeros((3, 2, 3))
+    for i in range(3):
+        expected[i, 0, i], expected[i, 1, i] = 2 * x.numpy()[i], np.cos(x.numpy()[i])
+    assert_close(J, expected)
