@@ -189,7 +189,7 @@ def _loop_order(ins, out, first=None):
     """Letters from outermost to innermost loop: a letter near the end of many arrays goes
     inside, so the inner loop walks memory contiguously (row-major). ``first`` is forced
     outermost (the batch letter in a per-example loop)."""
-    arrays = list(ins) + [out]
+    arrays = list(ins) + [out, out]  # the output counts twice: read and written (+=)
     letters = list(dict.fromkeys("".join(ins)))
 
     def distance(c):  # summed distance from the last axis, over the arrays that have c
@@ -254,7 +254,8 @@ def _gemm_emit(node, em, plan) -> None:
 def _einsum_emit(node, em):
     """A BLAS call for large matrix products (outside per-example loops, where the target has
     one); else zero the output, then one loop nest over all letters accumulating products (in a
-    scalar when the innermost letter is summed)."""
+    scalar when the innermost letter is summed); with no summed letter, each entry is assigned
+    once."""
     (ins, out), = node.params
     sizes = {}
     for sub, x in zip(ins, node.inputs):
@@ -265,13 +266,14 @@ def _einsum_emit(node, em):
         return _gemm_emit(node, em, plan)
     order = _loop_order(ins, out, first=out[0] if em.batched else None)
     inner_sum = order[-1] not in out and len(order) > 1
-    em.alloc(node, zero=True)
+    summed = set("".join(ins)) - set(out)
+    em.alloc(node, zero=bool(summed))  # without a summed letter each entry is written once
     with em.loops([sizes[c] for c in (order[:-1] if inner_sum else order)]) as idx:
         var = dict(zip(order, idx))
         dst = em.at(node, [var[c] for c in out])
         if not inner_sum:
             prod = " * ".join(em.at(x, [var[c] for c in sub]) for sub, x in zip(ins, node.inputs))
-            em.line(f"{dst} += {prod}")
+            em.line(f"{dst} {'+=' if summed else '='} {prod}")
             return
         acc = em.fresh("acc")
         em.line(f"{acc} = 0.0" if node.dtype.kind == "f" else f"{acc} = 0")
