@@ -321,13 +321,15 @@ def _check_batch_polymorphic(label, per_example, full, specs, batch, rng):
                 "batch size instead (an example array).")
 
 
-def _without_blas(kernel) -> str:
-    """The kernel's module with large matrix products as loop nests instead of np.dot calls:
-    numba's BLAS binding needs scipy at run time, an ahead-of-time module only numpy."""
-    if "np.dot(" not in kernel.source:
+def _aot_source(kernel) -> str:
+    """The kernel's module with large matrix products as loop nests instead of np.dot calls
+    (numba's BLAS binding needs scipy at run time, an ahead-of-time module only numpy), and
+    per-example code called directly (the JIT's kernels call it by address, as a C function
+    compiled by symtape's runtime)."""
+    if "np.dot(" not in kernel.source and "_examples_signature = " not in kernel.source:
         return kernel.source
     header = kernel.source[:kernel.source.index("import math")].rstrip("\n") + "\n"
-    return generate(kernel.graph, header=header, blas=False)
+    return generate(kernel.graph, header=header, blas=False, by_address=False)
 
 
 def _entry_source(kernel_source, kernel_name, params, n_captured, outputs, batched_flags):
@@ -461,7 +463,7 @@ class Module:
             raise RuntimeError(f"{label}: a captured array changed shape or dtype while tracing")
         outputs = [((None,) + tuple(o.shape[1:]) if batched else tuple(o.shape), o.dtype.name)
                    for o in graph.outputs]
-        source = _entry_source(_without_blas(kernel), graph.name, params, len(captured),
+        source = _entry_source(_aot_source(kernel), graph.name, params, len(captured),
                                outputs, [isinstance(s, Spec) and s.batched for s in array_specs])
         _check_imports(source, label)
         nums = (func.argnums,) if isinstance(func.argnums, int) else tuple(func.argnums)

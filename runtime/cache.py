@@ -15,6 +15,7 @@ and a first call that still fails on a cache entry drops it and compiles afresh.
 from __future__ import annotations
 
 import atexit
+import functools
 import hashlib
 import os
 import re
@@ -183,8 +184,12 @@ def _record(fn, module_path: str) -> None:
 class Kernel:
     """A compiled graph: call with one numpy array per graph argument; returns a list of arrays."""
 
-    def __init__(self, fn, graph: Graph, source: str, path: str | None = None):
-        self.fn = fn
+    def __init__(self, fn, graph: Graph, source: str, path: str | None = None, examples=None):
+        self.fn = fn  # the numba dispatcher (its cache files and statistics)
+        self.call = fn  # what a call runs (after the first call: with the examples bound)
+        # (plain function, numba signature) of per-example code that ``fn`` calls by address
+        self._examples = examples
+        self._examples_compiled = False  # compiled (not loaded from disk) at the first call
         self.graph = graph
         self.source = source
         self.path = path  # the module file; None for a kernel not backed by the disk cache
@@ -203,7 +208,7 @@ class Kernel:
         if self._compiled is None:
             outs = self._first_call(prepped)
         else:
-            outs = self.fn(*prepped)
+            outs = self.call(*prepped)
             if len(self.fn.overloads) != self._compiled:  # e.g. a read-only input: new entry
                 self._note_entries()
         outs = list(outs)
@@ -219,22 +224,36 @@ class Kernel:
             _drop_entry(fn, path)  # changed behind our back: never load it
             _STATS["recovered"] += 1
         try:
-            outs = fn(*prepped)
+            outs = self._bind_examples()(*prepped)
         except Exception:
             # numba could not use its cache entry (truncated index, bad pickle, ...): drop it and
             # compile afresh. With no entry to drop the error is a real one: raise it.
             if path is None or not _drop_entry(fn, path):
                 raise
             _STATS["recovered"] += 1
-            outs = fn(*prepped)
+            outs = self._bind_examples()(*prepped)
         _STATS["disk_loads" if sum(fn.stats.cache_hits.values()) else "compiles"] += 1
         self._note_entries()
         return outs
 
+    def _bind_examples(self):
+        """``self.call``: the dispatcher, with the compiled per-example C function as its first
+        argument where it takes one (compiled here, after the cache entry was checked)."""
+        if self._examples is not None:
+            import numba
+
+            py_func, signature = self._examples
+            examples = numba.cfunc(signature, cache=self.path is not None,
+                                   error_model="numpy")(py_func)
+            self.call = functools.partial(self.fn, examples)
+            self._examples_compiled = not examples.cache_hits
+        return self.call
+
     def _note_entries(self):
         """Record our checksum of numba's files when numba has written to them (compiled)."""
         self._compiled = len(self.fn.overloads)
-        if self.path is not None and sum(self.fn.stats.cache_misses.values()):
+        if self.path is not None and (sum(self.fn.stats.cache_misses.values())
+                                      or self._examples_compiled):
             _record(self.fn, self.path)
 
 
@@ -285,7 +304,10 @@ def kernel_for(graph: Graph, name: str = "derivative", target: str = "cpu") -> K
     except OSError as exc:  # e.g. the disk filled up since the directory was checked
         path = write_module(source, _fallback(_wanted_dir(), f"could not be written ({exc})"))
     module = load_module(path, source)
-    kernel = Kernel(getattr(module, simple.name), simple, source, path)
+    examples = getattr(module, f"{simple.name}_examples_signature", None)
+    if examples is not None:
+        examples = (getattr(module, f"{simple.name}_examples"), examples)
+    kernel = Kernel(getattr(module, simple.name), simple, source, path, examples)
     _MEMORY[key] = kernel
     return kernel
 

@@ -166,7 +166,7 @@ def _fast_path(entry):
         return False
     if any(a.ndim == 0 for a in graph.args) or any(o.ndim == 0 for o in graph.outputs):
         return False
-    fn, layout = entry.kernel.fn, entry.layout
+    fn, layout = entry.kernel.call, entry.layout
     # C-contiguous is checked as "the strides of a C array of this shape" (a.flags builds an
     # object); a dtype that is not the very same object takes the general path, which is right
     specs = [(a.shape, a.dtype, _c_strides(a.shape, a.dtype.itemsize)) for a in graph.args]

@@ -69,13 +69,15 @@ def emit_nodes(graph: Graph, em: Emitter, min_batch: int):
     return plan
 
 
-def generate(graph: Graph, header: str = "", blas: bool = True) -> str:
+def generate(graph: Graph, header: str = "", blas: bool = True, by_address: bool = True) -> str:
     """The numba module source for ``graph``: a function ``<graph.name>(a0, a1, ...)`` returning a
     tuple of arrays (shape () outputs as shape (1,)). In order of preference: straight-line
     scalar code (sympy) for the whole graph, or for one example run over the batch when examples
     are independent (see ``batch_plan``); the same two unrolled (unrolled.py) where sympy's
     expressions grow too large; else loop nests, one per node, after re-associating products.
-    ``blas``: large matrix products may call np.dot (numba binds scipy's BLAS)."""
+    ``blas``: large matrix products may call np.dot (numba binds scipy's BLAS). ``by_address``:
+    a parallel per-example kernel takes its examples' C function as its first argument
+    (``scalar._by_address``; ``cache.Kernel`` compiles and passes it)."""
     plan = batch_plan(graph, min_batch=2)
     for unroll in (False, True):
         try:
@@ -86,7 +88,7 @@ def generate(graph: Graph, header: str = "", blas: bool = True) -> str:
             B, batched = plan
             try:
                 return generate_per_example(graph, B, batched, B >= PARALLEL_MIN_BATCH, header,
-                                            unroll, blas)
+                                            unroll, blas, by_address)
             except TooLarge:
                 pass
     # loop nests compute every intermediate array: products in the cheapest order found (the

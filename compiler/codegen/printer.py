@@ -45,6 +45,19 @@ HELPERS["_user_function"] = (
     "    return obj if hasattr(obj, 'py_func') else njit(cache=True)(obj)\n"
 )
 HELPERS.update(vmath.HELPERS)  # vectorisable math for loops over examples
+# The typed pointer at an address (the per-example C functions read arrays through carray).
+HELPERS["_ptr"] = (
+    "from numba import carray, types\n"
+    "from numba.extending import intrinsic\n\n\n"
+    "@intrinsic\n"
+    "def _ptr(typingctx, address, like):\n"
+    "    \"\"\"A pointer to values of ``like``'s type at ``address`` (a numba intrinsic).\"\"\"\n"
+    "    from numba.core import types\n"
+    "    sig = types.CPointer(like)(address, like)\n\n"
+    "    def codegen(context, builder, signature, args):\n"
+    "        return builder.inttoptr(args[0], context.get_value_type(signature.return_type))\n"
+    "    return sig, codegen\n"
+)
 
 
 class TooLarge(Exception):

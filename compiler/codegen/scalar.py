@@ -19,7 +19,8 @@ from ..ir import Graph, Node, arg, rebuild, toposort
 from ..ops import lookup
 from ..ops.elementwise import X
 from ..ops.linalg import einsum_terms
-from .emitter import Emitter, cpu_module, njit_function, params_of, returning, signature_of
+from .emitter import (Emitter, cpu_module, njit_function, params_of, returning, signature_of,
+                      storage_shape)
 from .printer import KernelPrinter, TooLarge
 from .unrolled import MAX_UNROLLED_OPS, MAX_UNROLLED_OPS_ONCE, unrolled_lines
 from .vmath import out_of_range, uses_vector_math, vectorize
@@ -342,10 +343,12 @@ def _examples_loop(lines, fast, trig_args, varying):
 
 
 def generate_per_example(graph: Graph, B: int, batched: set, parallel: bool,
-                         header: str = "", unroll: bool = False, blas: bool = True) -> str:
+                         header: str = "", unroll: bool = False, blas: bool = True,
+                         by_address: bool = False) -> str:
     """Straight-line (or unrolled) code for one example, run for each of the B examples (in
     parallel when ``parallel``, in calls of ``EXAMPLES_PER_CALL``): the form of a hand-written
-    batched Jacobian kernel. Work that is the same for every example comes first, as loop
+    batched Jacobian kernel; ``by_address``: a parallel loop calls the examples as a C function
+    (see ``_by_address``). Work that is the same for every example comes first, as loop
     nests, or before the loop over examples. Raises TooLarge."""
     if any(id(o) not in batched for o in graph.outputs):
         raise TooLarge("an output is not per example")
@@ -414,7 +417,20 @@ def generate_per_example(graph: Graph, B: int, batched: set, parallel: bool,
              for k, o in enumerate(graph.outputs)]
     if vector:  # flat views (no copy: the arrays are C-contiguous)
         body += [f"{n}f = np.ascontiguousarray({n}).reshape(-1)" for n in batched_names]
-    args = ", ".join(f"{n}f" if vector and n in batched_names else n for n in names + outs)
+    flat = [vector and n in batched_names for n in names + outs]
+    passed = [f"{n}f" if f else n for n, f in zip(names + outs, flat)]
+    # (dtype, shape) of each array the examples read or write, as passed
+    values = list(graph.args) + list(hoisted) + list(graph.outputs)
+    specs = [(v.dtype, (v.size,) if f else storage_shape(v.shape)) for f, v in zip(flat, values)]
+    by_address = (parallel and by_address
+                  and all(dt.kind in "iuf" for dt, _ in specs))  # carray has no bool pointers
+    kind = "unrolled" if unroll else "straight-line"
+    comment = f"{signature_of(graph)}  ({kind} code per example)"
+    if by_address:
+        return cpu_module(header, set(helpers) | em.helpers | {"_ptr"}, em.consts,
+                          _by_address(graph, B, names + outs, passed, specs, examples, body,
+                                      outs, comment))
+    args = ", ".join(passed)
     if parallel:
         lo = f"c * {EXAMPLES_PER_CALL}"
         body += [f"for c in prange({-(-B // EXAMPLES_PER_CALL)}):",
@@ -422,12 +438,38 @@ def generate_per_example(graph: Graph, B: int, batched: set, parallel: bool,
     else:
         body.append(f"{graph.name}_examples(0, {B}, {args})")
     body.append(returning(outs))
-    kind = "unrolled" if unroll else "straight-line"
     return cpu_module(header, set(helpers) | em.helpers, em.consts, [
         # a plain call, not numba's inline='always': numba's parfor passes are slow on large
         # loop bodies
         njit_function(f"{graph.name}_examples", ", ".join(["lo", "hi"] + names + outs),
                       examples),
         njit_function(graph.name, params_of(graph), body,
-                      ", parallel=True" if parallel else "",
-                      f"{signature_of(graph)}  ({kind} code per example)")])
+                      ", parallel=True" if parallel else "", comment)])
+
+
+def _by_address(graph, B, params, passed, specs, examples, body, outs, comment) -> list:
+    """The per-example function as a C function, called by address from the parallel loop: the
+    parallel kernel ``name(examples, a0, a1, ...)`` and ``<name>_examples`` (plain Python, with
+    its numba signature ``<name>_examples_signature``; the kernel's caller compiles it with
+    ``numba.cfunc``). Called directly, numba would link the per-example code into the parallel
+    loop's module and the loop's outlined body, and LLVM would optimise it three times (about
+    half of the compile time of a large per-example program)."""
+    name = graph.name
+    unpack = [f"{p} = carray(_ptr({p}_at, np.{dt.name}(0)), {tuple(shape)!r})"
+              for p, (dt, shape) in zip(params, specs)]
+    signature = ", ".join(["types.int64"] * 2 + ["types.uintp"] * len(params))
+    # the arrays are named inside the loop (not only their addresses before it), so that numba
+    # keeps them alive until it ends
+    contiguous = [f"{p}c = np.ascontiguousarray({p})" for p in passed]
+    addresses = ", ".join(f"{p}c.ctypes.data" for p in passed)
+    lo = f"c * {EXAMPLES_PER_CALL}"
+    body = body + contiguous + [
+        f"for c in prange({-(-B // EXAMPLES_PER_CALL)}):",
+        f"    examples({lo}, min({lo} + {EXAMPLES_PER_CALL}, {B}), {addresses})",
+        returning(outs)]
+    head = ", ".join(["lo", "hi"] + [f"{p}_at" for p in params])
+    return [
+        f"{name}_examples_signature = types.void({signature})\n",
+        f"def {name}_examples({head}):\n"
+        + "\n".join("    " + line for line in unpack + examples) + "\n",
+        njit_function(name, "examples, " + params_of(graph), body, ", parallel=True", comment)]

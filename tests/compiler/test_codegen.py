@@ -218,3 +218,22 @@ def test_derivative_reads_the_function_value_it_restates():
     h = np.tanh(W @ x)
     expected = (1 - np.tanh(V @ h) ** 2)[:, None] * (V @ ((1 - h ** 2)[:, None] * W))
     np.testing.assert_allclose(got, expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("fn", [lambda x: np.tanh(x) * x[:, ::-1],  # vectorised (vmath)
+                                lambda x: x ** 3 * x[:, ::-1]])  # scalar loop
+def test_parallel_per_example_code_is_a_c_function_called_by_address(fn, tmp_path):
+    """B >= 1000: the parallel loop calls the examples through a C function (compiled once, not
+    linked into the loop's code); generated without that (ahead-of-time modules), the loop
+    calls them directly. Both give the Jacobian."""
+    x = np.random.default_rng(6).normal(size=(1200, 2))
+    f = st.batch_jacobian(fn)
+    got = f(x)
+    assert "_examples_signature = types.void(" in f.source and "carray(_ptr(" in f.source
+    assert "examples(c * 256, min(c * 256 + 256, 1200), " in f.source
+    expected = np.stack([numerical_jacobian(lambda v: fn(v[None])[0], x[b]) for b in (0, 1199)])
+    np.testing.assert_allclose(got[[0, 1199]], expected, rtol=1e-7, atol=1e-9)
+    graph = f._entry().kernel.graph
+    direct = cpu.generate(graph, by_address=False)
+    assert "carray" not in direct and "_examples(c * 256," in direct
+    np.testing.assert_allclose(_run(direct, graph, tmp_path, x)[0], got, rtol=1e-14)

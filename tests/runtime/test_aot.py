@@ -82,6 +82,9 @@ Y0 = np.array([1.0, 2e-5, 0.3])
 X5 = np.array([-1.2, 1.0, 0.5, 2.0, -0.3])
 XB = np.random.default_rng(1).standard_normal((5, 3))  # batch 5: not the traced batch size
 XG = np.linspace(-2.0, 2.0, 1500)
+# a fixed batch of 1200: the JIT kernel calls its per-example C function by address from a
+# parallel loop; the ahead-of-time module calls the per-example code directly
+XL = np.random.default_rng(2).standard_normal((1200, 3))
 
 # name, what to add, add() arguments, call arguments, in-process reference
 ENTRIES = [
@@ -92,6 +95,8 @@ ENTRIES = [
     ("mlp_bjac", st.batch_jacobian(mlp), (Spec((None, 3)),), (XB,),
      lambda: st.batch_jacobian(mlp)(XB)),
     ("mlp", mlp, (Spec((None, 3)),), (XB,), lambda: st.jit(mlp)(XB)),
+    ("mlp_bjac_1200", st.batch_jacobian(mlp), (XL,), (XL * 0.5,),
+     lambda: st.batch_jacobian(mlp)(XL * 0.5)),
     ("clip_grad", st.grad(clipped_square), (np.array(2.0),), (np.array(2.0),),
      lambda: st.grad(clipped_square)(np.array(2.0))),
     ("gathered_grad", st.grad(gathered), (XG,), (XG,), lambda: st.grad(gathered)(XG)),

@@ -170,6 +170,64 @@ def test_checksum_follows_a_second_numba_signature(fresh_dir):
     assert cache._verified(kernel.fn, kernel.path)
 
 
+# -- parallel per-example kernels: the examples are a C function, cached beside the kernel ------
+
+# A batch Jacobian with B >= 1000 (parallel) and exp (vectorised): printed with cache_info() and
+# numba's cache hits of the parallel loop and of the per-example C function.
+RUN_PARALLEL = textwrap.dedent("""
+    import json
+    import numpy as np
+    import symtape as st
+    from symtape import cache
+    X = np.linspace(-1.0, 1.0, 3000).reshape(1500, 2)
+    f = st.batch_jacobian(lambda x: np.exp(x) * x[:, ::-1])
+    jac = f(X)
+    kernel = f._last.kernel
+    print(json.dumps({"jac": jac.tolist(), "info": cache.cache_info(),
+                      "hits": sum(kernel.fn.stats.cache_hits.values()),
+                      "examples_hits": kernel.call.args[0].cache_hits}))
+""")
+
+
+def _parallel_expected():
+    X = np.linspace(-1.0, 1.0, 3000).reshape(1500, 2)
+    J = np.zeros((1500, 2, 2))
+    J[:, 0, 0], J[:, 0, 1] = np.exp(X[:, 0]) * X[:, 1], np.exp(X[:, 0])
+    J[:, 1, 1], J[:, 1, 0] = np.exp(X[:, 1]) * X[:, 0], np.exp(X[:, 1])
+    return J
+
+
+def run_parallel(directory):
+    proc = subprocess.run([sys.executable, "-c", RUN_PARALLEL], env=_env(directory),
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    np.testing.assert_allclose(report["jac"], _parallel_expected(), rtol=1e-13, atol=1e-15)
+    return report
+
+
+def test_parallel_kernel_and_its_examples_load_from_disk(tmp_path):
+    directory = tmp_path / "cache"
+    first = run_parallel(directory)
+    assert (first["info"]["compiles"], first["hits"], first["examples_hits"]) == (1, 0, 0)
+    (module,) = [p for p in directory.iterdir() if p.suffix == ".py"]
+    assert "_examples_signature = types.void(" in module.read_text()
+    # numba's index for the parallel loop and one for the per-example C function (and _vexp's)
+    functions = [os.path.basename(p).split(".")[1].rsplit("-", 1)[0]
+                 for p in numba_files(directory, ".nbi")]
+    assert sorted(functions) == ["_vexp", "batch_jacobian_of__lambda_",
+                                 "batch_jacobian_of__lambda__examples"]
+    second = run_parallel(directory)
+    assert (second["info"]["disk_loads"], second["hits"], second["examples_hits"]) == (1, 1, 1)
+    # a damaged C function entry is never loaded: both are dropped and compiled again
+    (data,) = [p for p in numba_files(directory, ".nbc") if "_examples-" in p]
+    with open(data, "r+b") as fh:
+        fh.truncate(os.path.getsize(data) // 2)
+    third = run_parallel(directory)
+    assert (third["info"]["recovered"], third["info"]["compiles"]) == (1, 1)
+    assert run_parallel(directory)["examples_hits"] == 1  # and trusted again
+
+
 # -- the directory --------------------------------------------------------------------------------
 
 def test_unwritable_directory_falls_back_with_one_warning(tmp_path):
