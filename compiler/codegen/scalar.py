@@ -471,5 +471,7 @@ def _by_address(graph, B, params, passed, specs, examples, body, outs, comment) 
     return [
         f"{name}_examples_signature = types.void({signature})\n",
         f"def {name}_examples({head}):\n"
+        f"    # numba.cfunc({name}_examples_signature) compiles this at the first call; the\n"
+        f"    # parallel loop in {name} calls it by address, for examples lo to hi\n"
         + "\n".join("    " + line for line in unpack + examples) + "\n",
         njit_function(name, "examples, " + params_of(graph), body, ", parallel=True", comment)]
