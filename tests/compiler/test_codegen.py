@@ -220,15 +220,19 @@ def test_derivative_reads_the_function_value_it_restates():
     np.testing.assert_allclose(got, expected, rtol=1e-12)
 
 
-@pytest.mark.parametrize("fn", [lambda x: np.tanh(x) * x[:, ::-1],  # vectorised (vmath)
-                                lambda x: x ** 3 * x[:, ::-1]])  # scalar loop
-def test_parallel_per_example_code_is_a_c_function_called_by_address(fn, tmp_path):
+@pytest.mark.parametrize("fn, loop", [
+    # vectorised (vmath): flat arrays at unsigned offsets
+    (lambda x: np.tanh(x) * x[:, ::-1], "for b in range(np.uint64(lo), np.uint64(hi)):"),
+    # scalar loop: a signed index (an unsigned one makes LLVM scatter the stores)
+    (lambda x: x ** 3 * x[:, ::-1], "for b in range(lo, hi):")])
+def test_parallel_per_example_code_is_a_c_function_called_by_address(fn, loop, tmp_path):
     """B >= 1000: the parallel loop calls the examples through a C function (compiled once, not
     linked into the loop's code); generated without that (ahead-of-time modules), the loop
     calls them directly. Both give the Jacobian."""
     x = np.random.default_rng(6).normal(size=(1200, 2))
     f = st.batch_jacobian(fn)
     got = f(x)
+    assert loop in f.source
     assert "_examples_signature = types.void(" in f.source and "carray(_ptr(" in f.source
     assert "examples(c * 256, min(c * 256 + 256, 1200), " in f.source
     expected = np.stack([numerical_jacobian(lambda v: fn(v[None])[0], x[b]) for b in (0, 1199)])
