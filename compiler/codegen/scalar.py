@@ -418,10 +418,7 @@ def generate_per_example(graph: Graph, B: int, batched: set, parallel: bool,
     body = [line[4:] for line in em.prelude]
     body += [f"o{k} = {_zeros(o, B).replace('np.zeros', 'np.empty')}"
              for k, o in enumerate(graph.outputs)]
-    if vector:  # flat views (no copy: the arrays are C-contiguous)
-        body += [f"{n}f = np.ascontiguousarray({n}).reshape(-1)" for n in batched_names]
     flat = [vector and n in batched_names for n in names + outs]
-    passed = [f"{n}f" if f else n for n, f in zip(names + outs, flat)]
     # (dtype, shape) of each array the examples read or write, as passed
     values = list(graph.args) + list(hoisted) + list(graph.outputs)
     specs = [(v.dtype, (v.size,) if f else storage_shape(v.shape)) for f, v in zip(flat, values)]
@@ -431,9 +428,11 @@ def generate_per_example(graph: Graph, B: int, batched: set, parallel: bool,
     comment = f"{signature_of(graph)}  ({kind} code per example)"
     if by_address:
         return cpu_module(header, set(helpers) | em.helpers | {"_ptr"}, em.consts,
-                          _by_address(graph, B, names + outs, passed, specs, examples, body,
-                                      outs, comment))
-    args = ", ".join(passed)
+                          _by_address(graph, B, names + outs, names[len(graph.args):], specs,
+                                      examples, body, outs, comment))
+    if vector:  # flat views (no copy: the arrays are C-contiguous)
+        body += [f"{n}f = np.ascontiguousarray({n}).reshape(-1)" for n in batched_names]
+    args = ", ".join(f"{n}f" if f else n for n, f in zip(names + outs, flat))
     if parallel:
         lo = f"c * {EXAMPLES_PER_CALL}"
         body += [f"for c in prange({-(-B // EXAMPLES_PER_CALL)}):",
@@ -450,25 +449,32 @@ def generate_per_example(graph: Graph, B: int, batched: set, parallel: bool,
                       ", parallel=True" if parallel else "", comment)])
 
 
-def _by_address(graph, B, params, passed, specs, examples, body, outs, comment) -> list:
+def _by_address(graph, B, params, hoisted, specs, examples, body, outs, comment) -> list:
     """The per-example function as a C function, called by address from the parallel loop: the
     parallel kernel ``name(examples, a0, a1, ...)`` and ``<name>_examples`` (plain Python, with
     its numba signature ``<name>_examples_signature``; the kernel's caller compiles it with
     ``numba.cfunc``). Called directly, numba would link the per-example code into the parallel
     loop's module and the loop's outlined body, and LLVM would optimise it three times (about
-    half of the compile time of a large per-example program)."""
+    half of the compile time of a large per-example program). ``hoisted``: the params computed
+    in the kernel, before the loop."""
     name = graph.name
     unpack = [f"{p} = carray(_ptr({p}_at, np.{dt.name}(0)), {tuple(shape)!r})"
               for p, (dt, shape) in zip(params, specs)]
     signature = ", ".join(["types.int64"] * 2 + ["types.uintp"] * len(params))
-    # the arrays are named inside the loop (not only their addresses before it), so that numba
-    # keeps them alive until it ends
-    contiguous = [f"{p}c = np.ascontiguousarray({p})" for p in passed]
-    addresses = ", ".join(f"{p}c.ctypes.data" for p in passed)
-    lo = f"c * {EXAMPLES_PER_CALL}"
+    # The arguments arrive C-contiguous (Kernel and the fast path see to it) and the outputs
+    # are allocated here: their addresses are passed as they are (each np.ascontiguousarray
+    # costs numba ~25 ms to compile, per rank). A hoisted value may be a view: it is copied.
+    # Arrays are named inside the loop, not only their addresses before it, so that numba
+    # keeps them alive until it ends.
+    contiguous = [f"{p}c = np.ascontiguousarray({p})" for p in hoisted]
+    addresses = ", ".join(f"{p}c.ctypes.data" if p in hoisted else f"{p}.ctypes.data"
+                          for p in params)
+    chunks = -(-B // EXAMPLES_PER_CALL)
+    # the end of chunk c as a conditional expression: numba compiles min() for ~20 ms
+    hi = f"(c + 1) * {EXAMPLES_PER_CALL} if c < {chunks - 1} else {B}"
     body = body + contiguous + [
-        f"for c in prange({-(-B // EXAMPLES_PER_CALL)}):",
-        f"    examples({lo}, min({lo} + {EXAMPLES_PER_CALL}, {B}), {addresses})",
+        f"for c in prange({chunks}):",
+        f"    examples(c * {EXAMPLES_PER_CALL}, {hi}, {addresses})",
         returning(outs)]
     head = ", ".join(["lo", "hi"] + [f"{p}_at" for p in params])
     return [
