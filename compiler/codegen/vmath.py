@@ -85,7 +85,8 @@ def _vsigmoid(x):
 
 
 def _vtrig(x, shift):
-    # sin(x + shift * pi/2): sin for shift 0, cos for shift 1 (one function: numba types it once)
+    # sin(x + shift * pi/2): sin for shift 0, cos for shift 1 (one function: numba types it once,
+    # given an int64 shift, not a literal)
     # x = k*pi/2 + r, |r| <= pi/4 (pi/2 in four parts, the first three of 33 bits); then
     # fdlibm's kernels by quadrant
     k = np.rint(x * 6.36619772367581382433e-01)
@@ -180,7 +181,7 @@ def vectorize(lines, trig: bool = True, fresh=None):
             helpers.update(needs)
             if function in ("sin", "cos"):
                 trig_args.append(arg)
-                arg += ", 0" if function == "sin" else ", 1"
+                arg += ", vm_sin" if function == "sin" else ", vm_cos"
             local = fresh()
             out.append(f"{local} = {name}({arg})")
             parts += [text[i:m.start()], local]
@@ -189,6 +190,10 @@ def vectorize(lines, trig: bool = True, fresh=None):
 
     for line in lines:
         out.append(rewrite(line))
+    if trig_args:
+        # the shift as a variable: a literal 0 or 1 would make numba compile _vtrig once for
+        # each (~80 ms); LLVM folds the constant after inlining either way
+        out[:0] = ["vm_sin = np.int64(0)", "vm_cos = np.int64(1)"]
     return out, helpers, list(dict.fromkeys(trig_args))
 
 

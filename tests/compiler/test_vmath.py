@@ -65,10 +65,12 @@ def test_vectorize_hoists_each_call_and_collects_trig_arguments():
         "s2 = math.sin(math.cos(2*y) + 1) * math.tanh(z)",
     ])
     assert lines == [
+        "vm_sin = np.int64(0)",  # the shifts as variables: numba compiles _vtrig once
+        "vm_cos = np.int64(1)",
         "vm1 = _vexp(x)",
         "s1 = ((1) if (x > 0) else (vm1))",  # a choice between computed values: a select
-        "vm2 = _vtrig(2*y, 1)",
-        "vm3 = _vtrig(vm2 + 1, 0)",
+        "vm2 = _vtrig(2*y, vm_cos)",
+        "vm3 = _vtrig(vm2 + 1, vm_sin)",
         "vm4 = _vtanh(z)",
         "s2 = vm3 * vm4",
     ]
