@@ -86,11 +86,16 @@ class Emitter:
             name = self.define(node, f"np.empty({shape}, {dt})")
             self.line(f"{name}[b] = {0 if zero else fill}")
             return name
-        if zero:
-            return self.define(node, f"np.zeros({shape}, {dt})")
-        if fill is not None:
-            return self.define(node, f"np.full({shape}, {fill}, {dt})")
-        return self.define(node, f"np.empty({shape}, {dt})")
+        name = self.define(node, f"np.empty({shape}, {dt})")
+        if zero or fill is not None:
+            # a loop nest, not np.zeros / np.full: numba compiles those for each rank (~0.1 s
+            # more than np.empty, in a fresh process); the loop costs a few ms to type
+            idx = [self.fresh("i") for _ in storage_shape(node.shape)]
+            for depth, (var, n) in enumerate(zip(idx, storage_shape(node.shape)), start=1):
+                self.prelude.append("    " * depth + f"for {var} in range({n}):")
+            self.prelude.append("    " * (len(idx) + 1)
+                                + f"{name}[{', '.join(idx)}] = {0 if zero else fill}")
+        return name
 
     def user_function(self, module: str, qualname: str) -> str:
         """A module-level name bound to a user's function (imported, njit-compiled)."""

@@ -235,9 +235,14 @@ def _program(graph: Graph, read, write, unroll: bool, write_zeros: bool = False,
 def generate_scalar(graph: Graph, header: str = "", unroll: bool = False) -> str:
     """Straight-line (or, with ``unroll``, unrolled element) numba source for ``graph``, or
     raise TooLarge."""
+    # small outputs get their zeros written one by one into np.empty: numba compiles np.zeros
+    # (per rank, ~0.1 s more than np.empty in a fresh process) for longer than the stores take
+    # to type
+    every_entry = unroll or sum(o.size for o in graph.outputs) <= EXPLICIT_ZEROS
     lines, helpers = _program(graph, lambda k, idx: f"a{k}[{_index_text(idx)}]",
-                              lambda k, idx: f"o{k}[{_index_text(idx)}]", unroll)
-    alloc = "np.empty" if unroll else "np.zeros"
+                              lambda k, idx: f"o{k}[{_index_text(idx)}]", unroll,
+                              write_zeros=every_entry)
+    alloc = "np.empty" if every_entry else "np.zeros"
     lines = [f"o{k} = {_zeros(o).replace('np.zeros', alloc)}"
              for k, o in enumerate(graph.outputs)] + lines
     lines.append(returning([f"o{k}" for k in range(len(graph.outputs))]))
