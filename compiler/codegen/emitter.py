@@ -90,11 +90,8 @@ class Emitter:
         if zero or fill is not None:
             # a loop nest, not np.zeros / np.full: numba compiles those for each rank (~0.1 s
             # more than np.empty, in a fresh process); the loop costs a few ms to type
-            idx = [self.fresh("i") for _ in storage_shape(node.shape)]
-            for depth, (var, n) in enumerate(zip(idx, storage_shape(node.shape)), start=1):
-                self.prelude.append("    " * depth + f"for {var} in range({n}):")
-            self.prelude.append("    " * (len(idx) + 1)
-                                + f"{name}[{', '.join(idx)}] = {0 if zero else fill}")
+            with self.loops(storage_shape(node.shape)) as idx:
+                self.line(f"{self.at(node, idx)} = {0 if zero else fill}")
         return name
 
     def user_function(self, module: str, qualname: str) -> str:

@@ -439,9 +439,7 @@ def generate_per_example(graph: Graph, B: int, batched: set, parallel: bool,
         body += [f"{n}f = np.ascontiguousarray({n}).reshape(-1)" for n in batched_names]
     args = ", ".join(f"{n}f" if f else n for n, f in zip(names + outs, flat))
     if parallel:
-        lo = f"c * {EXAMPLES_PER_CALL}"
-        body += [f"for c in prange({-(-B // EXAMPLES_PER_CALL)}):",
-                 f"    {graph.name}_examples({lo}, min({lo} + {EXAMPLES_PER_CALL}, {B}), {args})"]
+        body += _over_chunks(B, f"{graph.name}_examples", args)
     else:
         body.append(f"{graph.name}_examples(0, {B}, {args})")
     body.append(returning(outs))
@@ -452,6 +450,14 @@ def generate_per_example(graph: Graph, B: int, batched: set, parallel: bool,
                       examples),
         njit_function(graph.name, params_of(graph), body,
                       ", parallel=True" if parallel else "", comment)])
+
+
+def _over_chunks(B: int, call: str, args: str) -> list:
+    """The parallel loop running ``call(lo, hi, args)`` on chunks of ``EXAMPLES_PER_CALL``
+    examples (a chunk's end as a conditional expression: numba compiles min() for ~20 ms)."""
+    chunks = -(-B // EXAMPLES_PER_CALL)
+    hi = f"(c + 1) * {EXAMPLES_PER_CALL} if c < {chunks - 1} else {B}"
+    return [f"for c in prange({chunks}):", f"    {call}(c * {EXAMPLES_PER_CALL}, {hi}, {args})"]
 
 
 def _by_address(graph, B, params, hoisted, specs, examples, body, outs, comment) -> list:
@@ -474,13 +480,7 @@ def _by_address(graph, B, params, hoisted, specs, examples, body, outs, comment)
     contiguous = [f"{p}c = np.ascontiguousarray({p})" for p in hoisted]
     addresses = ", ".join(f"{p}c.ctypes.data" if p in hoisted else f"{p}.ctypes.data"
                           for p in params)
-    chunks = -(-B // EXAMPLES_PER_CALL)
-    # the end of chunk c as a conditional expression: numba compiles min() for ~20 ms
-    hi = f"(c + 1) * {EXAMPLES_PER_CALL} if c < {chunks - 1} else {B}"
-    body = body + contiguous + [
-        f"for c in prange({chunks}):",
-        f"    examples(c * {EXAMPLES_PER_CALL}, {hi}, {addresses})",
-        returning(outs)]
+    body = body + contiguous + _over_chunks(B, "examples", addresses) + [returning(outs)]
     head = ", ".join(["lo", "hi"] + [f"{p}_at" for p in params])
     return [
         f"{name}_examples_signature = types.void({signature})\n",
