@@ -189,6 +189,7 @@ class Kernel:
         self.call = fn  # what a call runs (after the first call: with the examples bound)
         # (plain function, numba signature) of per-example code that ``fn`` calls by address
         self._examples = examples
+        self._examples_cfunc = None  # compiled: its machine code lives as long as this object
         self._examples_compiled = False  # compiled (not loaded from disk) at the first call
         self.graph = graph
         self.source = source
@@ -237,15 +238,17 @@ class Kernel:
         return outs
 
     def _bind_examples(self):
-        """``self.call``: the dispatcher, with the compiled per-example C function as its first
-        argument where it takes one (compiled here, after the cache entry was checked)."""
+        """``self.call``: the dispatcher, with the address of the compiled per-example C function
+        as its first argument where it takes one (compiled here, after the cache entry was
+        checked)."""
         if self._examples is not None:
             import numba
 
             py_func, signature = self._examples
             examples = numba.cfunc(signature, cache=self.path is not None,
                                    error_model="numpy")(py_func)
-            self.call = functools.partial(self.fn, examples)
+            self.call = functools.partial(self.fn, examples.address)
+            self._examples_cfunc = examples
             self._examples_compiled = not examples.cache_hits
         return self.call
 

@@ -76,8 +76,9 @@ def generate(graph: Graph, header: str = "", blas: bool = True, by_address: bool
     are independent (see ``batch_plan``); the same two unrolled (unrolled.py) where sympy's
     expressions grow too large; else loop nests, one per node, after re-associating products.
     ``blas``: large matrix products may call np.dot (numba binds scipy's BLAS). ``by_address``:
-    a parallel per-example kernel takes its examples' C function as its first argument
-    (``scalar._by_address``; ``cache.Kernel`` compiles and passes it)."""
+    a parallel per-example kernel takes the address of its examples' C function as its first
+    argument and runs it on numba's threads (``scalar._by_address``; ``cache.Kernel`` compiles
+    and passes it); without, it is a numba parallel loop (ahead-of-time modules)."""
     plan = batch_plan(graph, min_batch=2)
     for unroll in (False, True):
         try:

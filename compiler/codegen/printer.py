@@ -59,6 +59,19 @@ HELPERS["_ptr"] = (
     "    return sig, codegen\n"
 )
 
+# numba's threading layer, called as numba's own parallel loops call it (numba.np.ufunc.parallel):
+# numba_parallel_for(fn, args, dims, steps, data, inner_ndim, array_count, num_threads) runs the
+# C function fn(args, dims, steps, data) on the threads, each on a range of args' entries.
+# Pointers pass as int64. Loading the layer registers these symbols with LLVM.
+HELPERS["_threads"] = (
+    "from numba import types\n"
+    "from numba.np.ufunc.parallel import _launch_threads\n\n"
+    "_launch_threads()\n"
+    "_parallel_for = types.ExternalFunction(\n"
+    "    'numba_parallel_for', types.void(*[types.int64] * 7, types.intc))\n"
+    "_num_threads = types.ExternalFunction('get_num_threads', types.intc())\n"
+)
+
 
 class TooLarge(Exception):
     """The graph is too large for scalar (straight-line or unrolled) code."""

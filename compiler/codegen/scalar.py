@@ -432,14 +432,17 @@ def generate_per_example(graph: Graph, B: int, batched: set, parallel: bool,
     kind = "unrolled" if unroll else "straight-line"
     comment = f"{signature_of(graph)}  ({kind} code per example)"
     if by_address:
-        return cpu_module(header, set(helpers) | em.helpers | {"_ptr"}, em.consts,
+        return cpu_module(header, set(helpers) | em.helpers | {"_ptr", "_threads"}, em.consts,
                           _by_address(graph, B, names + outs, names[len(graph.args):], specs,
                                       examples, body, outs, comment))
     if vector:  # flat views (no copy: the arrays are C-contiguous)
         body += [f"{n}f = np.ascontiguousarray({n}).reshape(-1)" for n in batched_names]
     args = ", ".join(f"{n}f" if f else n for n, f in zip(names + outs, flat))
-    if parallel:
-        body += _over_chunks(B, f"{graph.name}_examples", args)
+    if parallel:  # a chunk's end as a conditional expression: numba compiles min() for ~20 ms
+        chunks = -(-B // EXAMPLES_PER_CALL)
+        hi = f"(c + 1) * {EXAMPLES_PER_CALL} if c < {chunks - 1} else {B}"
+        body += [f"for c in prange({chunks}):",
+                 f"    {graph.name}_examples(c * {EXAMPLES_PER_CALL}, {hi}, {args})"]
     else:
         body.append(f"{graph.name}_examples(0, {B}, {args})")
     body.append(returning(outs))
@@ -452,40 +455,53 @@ def generate_per_example(graph: Graph, B: int, batched: set, parallel: bool,
                       ", parallel=True" if parallel else "", comment)])
 
 
-def _over_chunks(B: int, call: str, args: str) -> list:
-    """The parallel loop running ``call(lo, hi, args)`` on chunks of ``EXAMPLES_PER_CALL``
-    examples (a chunk's end as a conditional expression: numba compiles min() for ~20 ms)."""
-    chunks = -(-B // EXAMPLES_PER_CALL)
-    hi = f"(c + 1) * {EXAMPLES_PER_CALL} if c < {chunks - 1} else {B}"
-    return [f"for c in prange({chunks}):", f"    {call}(c * {EXAMPLES_PER_CALL}, {hi}, {args})"]
-
-
 def _by_address(graph, B, params, hoisted, specs, examples, body, outs, comment) -> list:
-    """The per-example function as a C function, called by address from the parallel loop: the
-    parallel kernel ``name(examples, a0, a1, ...)`` and ``<name>_examples`` (plain Python, with
-    its numba signature ``<name>_examples_signature``; the kernel's caller compiles it with
-    ``numba.cfunc``). Called directly, numba would link the per-example code into the parallel
-    loop's module and the loop's outlined body, and LLVM would optimise it three times (about
-    half of the compile time of a large per-example program). ``hoisted``: the params computed
-    in the kernel, before the loop."""
+    """The per-example function as a C function that numba's threading layer runs: the kernel
+    ``name(examples, a0, a1, ...)``, where ``examples`` is the address of ``<name>_examples``
+    (plain Python, with its numba signature ``<name>_examples_signature``; the kernel's caller
+    compiles it with ``numba.cfunc``). The kernel is not a numba parallel loop: numba compiles a
+    parallel loop into a gufunc around its body (the seed MLP's kernel: 0.6-0.8 s in a fresh
+    process, 0.3 s as a plain function; and 17-19 µs per call at B = 1000, against 4-5 µs), and
+    would link per-example code called directly into the loop's module and its outlined body,
+    for LLVM to optimise three times. The kernel hands the C function to ``numba_parallel_for``,
+    the entry point of numba's threading layer that those gufuncs call. ``hoisted``: the params
+    computed in the kernel, before the examples run."""
     name = graph.name
-    unpack = [f"{p} = carray(_ptr({p}_at, np.{dt.name}(0)), {tuple(shape)!r})"
-              for p, (dt, shape) in zip(params, specs)]
-    signature = ", ".join(["types.int64"] * 2 + ["types.uintp"] * len(params))
+    chunks = -(-B // EXAMPLES_PER_CALL)
+    unpack = [f"{p} = carray(_ptr(at[{k}], np.{dt.name}(0)), {tuple(shape)!r})"
+              for k, (p, (dt, shape)) in enumerate(zip(params, specs))]
+    # numba_parallel_for gives each thread a range of one array's entries (the chunk indices):
+    # args[0] points at its first, dims[0] says how many (OpenMP: one at a time)
+    span = [f"lo = args[0][0] * {EXAMPLES_PER_CALL}",
+            f"hi = lo + dims[0] * {EXAMPLES_PER_CALL}",
+            f"if hi > {B}:", f"    hi = {B}"]
     # The arguments arrive C-contiguous (Kernel and the fast path see to it) and the outputs
     # are allocated here: their addresses are passed as they are (each np.ascontiguousarray
     # costs numba ~25 ms to compile, per rank). A hoisted value may be a view: it is copied.
-    # Arrays are named inside the loop, not only their addresses before it, so that numba
-    # keeps them alive until it ends.
-    contiguous = [f"{p}c = np.ascontiguousarray({p})" for p in hoisted]
-    addresses = ", ".join(f"{p}c.ctypes.data" if p in hoisted else f"{p}.ctypes.data"
-                          for p in params)
-    body = body + contiguous + _over_chunks(B, "examples", addresses) + [returning(outs)]
-    head = ", ".join(["lo", "hi"] + [f"{p}_at" for p in params])
+    n = len(params)
+    body = body + [f"{p}c = np.ascontiguousarray({p})" for p in hoisted]
+    body += ["# at: the arrays' addresses, then numba_parallel_for's args, dims and steps and "
+             "the chunk indices",
+             f"at = np.empty({n + 3 + chunks}, np.int64)"]
+    body += [f"at[{k}] = {p}{'c' if p in hoisted else ''}.ctypes.data"
+             for k, p in enumerate(params)]
+    body += [f"for c in range({chunks}):", f"    at[{n + 3} + c] = c",
+             "a = np.int64(at.ctypes.data)",
+             f"at[{n}] = a + {8 * (n + 3)}  # args[0]: the chunk indices",
+             f"at[{n + 1}] = {chunks}  # dims[0]: how many",
+             f"at[{n + 2}] = 8  # steps[0]: their stride in bytes",
+             f"_parallel_for(examples, a + {8 * n}, a + {8 * (n + 1)}, a + {8 * (n + 2)}, a, "
+             f"0, 1, _num_threads())"]
+    # read after the threads ran, so that numba keeps the copies alive until then
+    if hoisted:
+        body.append(f"at[0] = {' + '.join(f'{p}c.size' for p in hoisted)}")
+    body.append(returning(outs))
     return [
-        f"{name}_examples_signature = types.void({signature})\n",
-        f"def {name}_examples({head}):\n"
+        f"{name}_examples_signature = types.void(types.CPointer(types.CPointer(types.int64)), "
+        "types.CPointer(types.int64), types.CPointer(types.int64), types.CPointer(types.int64))\n",
+        f"def {name}_examples(args, dims, steps, at):\n"
         f"    # numba.cfunc({name}_examples_signature) compiles this at the first call; the\n"
-        f"    # parallel loop in {name} calls it by address, for examples lo to hi\n"
-        + "\n".join("    " + line for line in unpack + examples) + "\n",
-        njit_function(name, "examples, " + params_of(graph), body, ", parallel=True", comment)]
+        f"    # kernel below runs it on numba's threads, for chunks of {EXAMPLES_PER_CALL} "
+        "examples; at: the\n    # arrays' addresses\n"
+        + "\n".join("    " + line for line in span + unpack + examples) + "\n",
+        njit_function(name, "examples, " + params_of(graph), body, "", comment)]

@@ -226,18 +226,34 @@ def test_derivative_reads_the_function_value_it_restates():
     # scalar loop: a signed index (an unsigned one makes LLVM scatter the stores)
     (lambda x: x ** 3 * x[:, ::-1], "for b in range(lo, hi):")])
 def test_parallel_per_example_code_is_a_c_function_called_by_address(fn, loop, tmp_path):
-    """B >= 1000: the parallel loop calls the examples through a C function (compiled once, not
-    linked into the loop's code); generated without that (ahead-of-time modules), the loop
-    calls them directly. Both give the Jacobian."""
+    """B >= 1000: numba's threading layer runs the examples as a C function (compiled once, not
+    linked into a parallel loop's code), in chunks of 256; generated without that
+    (ahead-of-time modules), a parallel loop calls them directly. Both give the Jacobian."""
     x = np.random.default_rng(6).normal(size=(1200, 2))
     f = st.batch_jacobian(fn)
     got = f(x)
     assert loop in f.source
     assert "_examples_signature = types.void(" in f.source and "carray(_ptr(" in f.source
-    assert "examples(c * 256, (c + 1) * 256 if c < 4 else 1200, " in f.source
+    assert "_parallel_for(examples, " in f.source and "prange(" not in f.source
+    assert "at[3] = 5  # dims[0]: how many" in f.source  # 5 chunks
     expected = np.stack([numerical_jacobian(lambda v: fn(v[None])[0], x[b]) for b in (0, 1199)])
     np.testing.assert_allclose(got[[0, 1199]], expected, rtol=1e-7, atol=1e-9)
     graph = f._entry().kernel.graph
     direct = cpu.generate(graph, by_address=False)
     assert "carray" not in direct and "_examples(c * 256," in direct
     np.testing.assert_allclose(_run(direct, graph, tmp_path, x)[0], got, rtol=1e-14)
+
+
+def test_values_computed_before_the_examples_run_live_until_they_end():
+    """W @ V is the same for every example: the kernel computes it once and the threads read
+    it by address, so the kernel must hold it (numba frees an array after its last use)."""
+    rng = np.random.default_rng(8)
+    W, V, X = rng.normal(size=(3, 4)), rng.normal(size=(4, 3)), rng.normal(size=(1200, 3))
+    f = st.batch_jacobian(lambda x, w, v: np.tanh(x @ (w @ v)))
+    got = f(X, W, V)
+    assert "_parallel_for(examples, " in f.source
+    assert "v1c = np.ascontiguousarray(v1)" in f.source
+    assert f.source.index("at[0] = v1c.size") > f.source.index("_parallel_for(examples, ")
+    M = W @ V
+    expected = (1 - np.tanh(X @ M) ** 2)[:, :, None] * M.T[None]
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-14)  # 1 - tanh**2 cancels

@@ -185,7 +185,7 @@ RUN_PARALLEL = textwrap.dedent("""
     kernel = f._last.kernel
     print(json.dumps({"jac": jac.tolist(), "info": cache.cache_info(),
                       "hits": sum(kernel.fn.stats.cache_hits.values()),
-                      "examples_hits": kernel.call.args[0].cache_hits}))
+                      "examples_hits": kernel._examples_cfunc.cache_hits}))
 """)
 
 
