@@ -190,7 +190,6 @@ class Kernel:
         # (plain function, numba signature) of per-example code that ``fn`` calls by address
         self._examples = examples
         self._examples_cfunc = None  # compiled: its machine code lives as long as this object
-        self._examples_compiled = False  # compiled (not loaded from disk) at the first call
         self.graph = graph
         self.source = source
         self.path = path  # the module file; None for a kernel not backed by the disk cache
@@ -249,14 +248,15 @@ class Kernel:
                                    error_model="numpy")(py_func)
             self.call = functools.partial(self.fn, examples.address)
             self._examples_cfunc = examples
-            self._examples_compiled = not examples.cache_hits
         return self.call
 
     def _note_entries(self):
         """Record our checksum of numba's files when numba has written to them (compiled)."""
         self._compiled = len(self.fn.overloads)
+        examples = self._examples_cfunc
+        examples_compiled = examples is not None and not examples.cache_hits  # not loaded
         if self.path is not None and (sum(self.fn.stats.cache_misses.values())
-                                      or self._examples_compiled):
+                                      or examples_compiled):
             _record(self.fn, self.path)
 
 

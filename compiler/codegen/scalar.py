@@ -431,15 +431,15 @@ def generate_per_example(graph: Graph, B: int, batched: set, parallel: bool,
                   and all(dt.kind in "iuf" for dt, _ in specs))  # carray has no bool pointers
     kind = "unrolled" if unroll else "straight-line"
     comment = f"{signature_of(graph)}  ({kind} code per example)"
+    chunks = -(-B // EXAMPLES_PER_CALL)  # of a parallel kernel's examples
     if by_address:
         return cpu_module(header, set(helpers) | em.helpers | {"_ptr", "_threads"}, em.consts,
-                          _by_address(graph, B, names + outs, names[len(graph.args):], specs,
-                                      examples, body, outs, comment))
+                          _by_address(graph, B, chunks, names + outs, names[len(graph.args):],
+                                      specs, examples, body, outs, comment))
     if vector:  # flat views (no copy: the arrays are C-contiguous)
         body += [f"{n}f = np.ascontiguousarray({n}).reshape(-1)" for n in batched_names]
     args = ", ".join(f"{n}f" if f else n for n, f in zip(names + outs, flat))
     if parallel:  # a chunk's end as a conditional expression: numba compiles min() for ~20 ms
-        chunks = -(-B // EXAMPLES_PER_CALL)
         hi = f"(c + 1) * {EXAMPLES_PER_CALL} if c < {chunks - 1} else {B}"
         body += [f"for c in prange({chunks}):",
                  f"    {graph.name}_examples(c * {EXAMPLES_PER_CALL}, {hi}, {args})"]
@@ -455,7 +455,7 @@ def generate_per_example(graph: Graph, B: int, batched: set, parallel: bool,
                       ", parallel=True" if parallel else "", comment)])
 
 
-def _by_address(graph, B, params, hoisted, specs, examples, body, outs, comment) -> list:
+def _by_address(graph, B, chunks, params, hoisted, specs, examples, body, outs, comment) -> list:
     """The per-example function as a C function that numba's threading layer runs: the kernel
     ``name(examples, a0, a1, ...)``, where ``examples`` is the address of ``<name>_examples``
     (plain Python, with its numba signature ``<name>_examples_signature``; the kernel's caller
@@ -467,7 +467,6 @@ def _by_address(graph, B, params, hoisted, specs, examples, body, outs, comment)
     the entry point of numba's threading layer that those gufuncs call. ``hoisted``: the params
     computed in the kernel, before the examples run."""
     name = graph.name
-    chunks = -(-B // EXAMPLES_PER_CALL)
     unpack = [f"{p} = carray(_ptr(at[{k}], np.{dt.name}(0)), {tuple(shape)!r})"
               for k, (p, (dt, shape)) in enumerate(zip(params, specs))]
     # numba_parallel_for gives each thread a range of one array's entries (the chunk indices):
